@@ -1,0 +1,49 @@
+"""Built-in models by name, each with the grid and condition it is exercised on."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import NamedTuple
+
+from ..spec.errors import InvalidParameterError
+from ..spec.layout import Layout
+from ..spec.model import Model
+from .toy import HashModel, MarkovGrid, TinyTransformer
+
+
+class ModelCase(NamedTuple):
+    model: Model
+    layout: Layout
+    condition: int | None
+
+
+def _hash() -> ModelCase:
+    return ModelCase(HashModel(vocab_size=3, num_positions=6, row_stride=3), Layout(2, 3), 0)
+
+
+def _markov() -> ModelCase:
+    return ModelCase(MarkovGrid(vocab_size=3, height=2, width=3), Layout(2, 3), 0)
+
+
+def _transformer() -> ModelCase:
+    return ModelCase(TinyTransformer(vocab_size=3, num_positions=6), Layout(2, 3), 0)
+
+
+def _transformer_16() -> ModelCase:
+    return ModelCase(TinyTransformer(vocab_size=8, num_positions=16), Layout(4, 4), 1)
+
+
+MODELS: dict[str, Callable[[], ModelCase]] = {
+    "hash": _hash,  # V=3, 2x3 grid: 729 sequences, the default for exact checks
+    "markov": _markov,  # V=3, 2x3 2D Markov grid
+    "transformer": _transformer,  # V=3, 2x3, random tiny transformer
+    "transformer-16": _transformer_16,  # V=8, 4x4: too large to enumerate; statistical checks
+}
+
+DEFAULT_MODEL = "hash"
+
+
+def build_model(name: str) -> ModelCase:
+    if name not in MODELS:
+        raise InvalidParameterError(f"unknown model {name!r}; built-in models: {', '.join(MODELS)}")
+    return MODELS[name]()

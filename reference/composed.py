@@ -1,0 +1,115 @@
+"""A Jacobi-family decoder composed of parts (spec/composition.md).
+
+One pass (= one step):
+    1. windows  = schedule.windows(state)                     which cells are queried
+    2. drafts   = initial_drafter for drafted cells lacking one
+    3. p        = forward_pass(committed + drafts, mask)       ONE model call
+    4. commits  = verifier.verify(window, p) for each window, top to bottom
+    5. drafts   = refresher.refresh(cell, p) for cells after each window's rejection
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import torch
+
+from ..spec.model import Problem
+from ..spec.randomness import Randomness
+from ..spec.strategy import IterationTrace, SteppedDecoder
+from .drafters import InitialDrafter, Refresher
+from .keys import Key, committed_keys, run_queries
+from .masks import Mask
+from .schedules import Schedule
+from .state import Draft, JacobiState, Window
+from .verifiers import Verifier
+
+
+@dataclass
+class ComposedStrategy(SteppedDecoder[JacobiState]):
+    name: str
+    schedule: Schedule
+    initial_drafter: InitialDrafter
+    verifier: Verifier
+    refresher: Refresher
+    mask: Mask
+
+    def start(self, problem: Problem) -> JacobiState:
+        return JacobiState.empty(problem.layout.num_cells)
+
+    def finished(self, problem: Problem, state: JacobiState) -> bool:
+        return all(token is not None for token in state.committed)
+
+    def result(self, problem: Problem, state: JacobiState) -> tuple[int, ...]:
+        assert self.finished(problem, state)
+        return tuple(t for t in state.committed if t is not None)
+
+    def step(self, problem: Problem, state: JacobiState, randomness: Randomness) -> tuple[JacobiState, IterationTrace]:
+        windows = self.schedule.windows(problem, state)
+        state = self.fill_drafts(problem, state, windows, randomness)
+        target_probs = self.query_windows(problem, state, windows)
+        return self.commit_and_refresh(problem, state, windows, target_probs, randomness)
+
+    def fill_drafts(
+        self, problem: Problem, state: JacobiState, windows: tuple[Window, ...], randomness: Randomness
+    ) -> JacobiState:
+        """Step 2: an initial draft for every drafted window cell that has none."""
+        new: dict[int, Draft | None] = {}
+        for window in windows:
+            for cell in window.drafted_cells():
+                if state.drafts[cell] is None:
+                    new[cell] = self.initial_drafter.initial_draft(problem, state, cell, randomness)
+        return state.with_drafts(new)
+
+    def query_windows(
+        self, problem: Problem, state: JacobiState, windows: tuple[Window, ...]
+    ) -> dict[int, torch.Tensor]:
+        """Step 3: one forward pass; the target distribution at every window cell."""
+        committed = {c: t for c, t in enumerate(state.committed) if t is not None}
+        keys = committed_keys(problem, committed)
+        key_window: list[int | None] = [None] * len(keys)
+        for w, window in enumerate(windows):
+            for cell in window.cells:
+                draft = state.drafts[cell]
+                if draft is not None:
+                    keys.append(Key(problem.layout.position(cell), draft.token, cell, True))
+                    key_window.append(w)
+        query_cells = [cell for window in windows for cell in window.cells]
+        query_window = [w for w, window in enumerate(windows) for _ in window.cells]
+        visible = [
+            [
+                self.mask.is_visible(problem.layout.position(cell), qw, key, kw)
+                for key, kw in zip(keys, key_window, strict=True)
+            ]
+            for cell, qw in zip(query_cells, query_window, strict=True)
+        ]
+        probs = run_queries(problem, keys, query_cells, visible)
+        return {cell: probs[i] for i, cell in enumerate(query_cells)}
+
+    def commit_and_refresh(
+        self,
+        problem: Problem,
+        state: JacobiState,
+        windows: tuple[Window, ...],
+        target_probs: dict[int, torch.Tensor],
+        randomness: Randomness,
+    ) -> tuple[JacobiState, IterationTrace]:
+        """Steps 4 and 5: verify each window, then redraft the cells after its rejection."""
+        committed = list(state.committed)
+        drafts: dict[int, Draft | None] = {}
+        proposed: list[int] = []
+        accepted: list[int] = []
+        for window in windows:
+            outcome = self.verifier.verify(problem, state, window, target_probs, randomness)
+            for cell, token in outcome.committed.items():
+                committed[cell] = token
+                drafts[cell] = None
+            for cell in outcome.unresolved:
+                drafts[cell] = self.refresher.refresh(problem, state, cell, target_probs[cell], randomness)
+            proposed += outcome.proposed
+            accepted += outcome.accepted
+        new_commits = tuple(
+            sorted(c for c in range(len(committed)) if state.committed[c] is None and committed[c] is not None)
+        )
+        new_state = replace(state.with_drafts(drafts), committed=tuple(committed), iteration=state.iteration + 1)
+        return new_state, IterationTrace(tuple(proposed), tuple(accepted), new_commits)

@@ -1,0 +1,56 @@
+"""The state of a Jacobi-family decoder between forward passes (spec/composition.md)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import torch
+
+
+@dataclass(frozen=True, eq=False)
+class Draft:
+    """A draft token at a cell and the law it was actually drawn from (the precondition)."""
+
+    token: int
+    draft_probs: torch.Tensor  # q: [V] float64, the distribution `token` was sampled from
+    last_target: torch.Tensor | None = None  # p at this cell in the pass that produced the draft
+
+
+@dataclass(frozen=True, eq=False)
+class JacobiState:
+    committed: tuple[int | None, ...]  # per cell: the committed token, or None
+    drafts: tuple[Draft | None, ...]  # per cell: the current draft, or None
+    iteration: int  # forward passes done so far
+
+    @staticmethod
+    def empty(num_cells: int) -> JacobiState:
+        return JacobiState((None,) * num_cells, (None,) * num_cells, 0)
+
+    def first_uncommitted(self) -> int:
+        """The raster frontier: the first cell without a committed token (num_cells if none)."""
+        for cell, token in enumerate(self.committed):
+            if token is None:
+                return cell
+        return len(self.committed)
+
+    def with_drafts(self, new: dict[int, Draft | None]) -> JacobiState:
+        drafts = list(self.drafts)
+        for cell, draft in new.items():
+            drafts[cell] = draft
+        return replace(self, drafts=tuple(drafts))
+
+
+@dataclass(frozen=True)
+class Window:
+    """A run of uncommitted cells queried in one pass and verified left to right.
+
+    Every cell but the last carries a draft. With `bonus`, the last cell has no draft: its
+    fresh sample is committed when every draft before it is accepted (one bonus token).
+    Without `bonus`, the last cell carries a draft too and nothing follows it.
+    """
+
+    cells: tuple[int, ...]
+    bonus: bool = True
+
+    def drafted_cells(self) -> tuple[int, ...]:
+        return self.cells[:-1] if self.bonus else self.cells

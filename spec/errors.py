@@ -1,0 +1,36 @@
+"""Typed errors for bad input. Every message names the offending value.
+
+Internal invariants are `assert`s; these exceptions are for what a *user* passed in
+(a parameter, a model's output, a distribution). All derive from `JacobiOracleError`,
+itself a `ValueError`, so `except ValueError` keeps working for callers that do not care.
+"""
+
+from __future__ import annotations
+
+
+class JacobiOracleError(ValueError):
+    """Base class of every error this package raises for bad input."""
+
+
+class InvalidParameterError(JacobiOracleError):
+    """A strategy / sampling / layout parameter is out of its documented range."""
+
+
+class ShapeMismatchError(JacobiOracleError):
+    """Grid, vocabulary, position or tensor shapes do not agree."""
+
+
+class ConditionError(JacobiOracleError):
+    """The condition (class label) does not fit the model, or CFG needs a null class it lacks."""
+
+
+class InvalidLogitsError(JacobiOracleError):
+    """A model returned logits with NaN / inf entries or the wrong shape."""
+
+
+class ProbabilityError(JacobiOracleError):
+    """A vector passed as a distribution is negative somewhere or does not sum to 1."""
+
+
+class UnsupportedStrategyError(JacobiOracleError):
+    """A strategy cannot be run by the requested engine (e.g. not step-wise for the exact engine)."""

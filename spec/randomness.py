@@ -1,0 +1,127 @@
+"""Randomness: the only source of randomness a strategy may use.
+
+Two primitives, each keyed by the event it decides:
+
+    bernoulli(p, key)        -> bool   (True with probability p)
+    categorical(probs, key)  -> int    (token t with probability probs[t])
+
+key = EventKey(purpose, iteration, position). Implementations:
+- `KeyedRandomness`: counter-based noise; the uniform for an event is a hash of
+  (seed, sample, purpose, iteration, position), so two implementations that make the same
+  decisions from the same distributions get the same tokens whatever order they draw in.
+- `GeneratorRandomness`: a torch.Generator, drawn in call order (keys are ignored).
+- the exact engine's enumerator (jacobi_oracle.oracle.exact), which branches on every outcome.
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+from typing import NamedTuple, Protocol
+
+import torch
+
+from .errors import InvalidParameterError, ProbabilityError
+
+PROBABILITY_TOLERANCE = 1e-9  # |sum(probs) - 1| allowed before a vector is rejected
+
+
+class EventKey(NamedTuple):
+    purpose: str
+    iteration: int
+    position: int
+
+
+class Randomness(Protocol):
+    def bernoulli(self, p: float, key: EventKey) -> bool: ...
+
+    def categorical(self, probs: torch.Tensor, key: EventKey) -> int: ...
+
+
+def check_probability(p: float, key: EventKey) -> float:
+    """Verify 0 <= p <= 1 (allowing rounding), return p clipped into [0, 1]."""
+    if not (-PROBABILITY_TOLERANCE <= p <= 1 + PROBABILITY_TOLERANCE) or math.isnan(p):
+        raise ProbabilityError(f"bernoulli probability {p!r} is outside [0, 1] at {key}")
+    return min(1.0, max(0.0, p))
+
+
+def check_distribution(probs: torch.Tensor, key: EventKey) -> torch.Tensor:
+    """Verify `probs` is a 1-D distribution: finite, >= 0, sums to 1 within tolerance."""
+    if probs.dim() != 1 or probs.numel() == 0:
+        raise ProbabilityError(f"categorical needs a non-empty 1-D vector at {key}, got shape {tuple(probs.shape)}")
+    probs = probs.to(torch.float64)
+    if not bool(torch.isfinite(probs).all()) or bool((probs < 0).any()):
+        raise ProbabilityError(f"categorical probabilities must be finite and >= 0 at {key}, got {probs.tolist()}")
+    total = float(probs.sum())
+    if abs(total - 1.0) > PROBABILITY_TOLERANCE:
+        raise ProbabilityError(f"categorical probabilities sum to {total!r}, not 1, at {key}")
+    return probs
+
+
+_MASK64 = (1 << 64) - 1
+
+
+def splitmix64(x: int) -> int:
+    """One round of SplitMix64: a bijective 64-bit mixer (Steele, Lea, Flood 2014)."""
+    x = (x + 0x9E3779B97F4A7C15) & _MASK64
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _MASK64
+    return x ^ (x >> 31)
+
+
+def purpose_id(purpose: str) -> int:
+    """Stable 32-bit id of a purpose string (CRC-32 of its UTF-8 bytes)."""
+    return zlib.crc32(purpose.encode("utf-8"))
+
+
+def keyed_uniform(seed: int, sample: int, key: EventKey) -> float:
+    """The uniform in [0, 1) of one event: 53 bits of a hash chain over the key's fields."""
+    h = splitmix64(seed & _MASK64)
+    for field in (sample, purpose_id(key.purpose), key.iteration, key.position):
+        h = splitmix64(h ^ (field & _MASK64))
+    return (h >> 11) * (1.0 / (1 << 53))
+
+
+def inverse_cdf(probs: torch.Tensor, u: float) -> int:
+    """Smallest t with cumsum(probs)[t] > u * sum(probs), restricted to tokens with mass > 0."""
+    cumulative = torch.cumsum(probs, dim=0)
+    t = int(torch.searchsorted(cumulative, u * float(cumulative[-1]), right=True))
+    t = min(t, probs.numel() - 1)
+    while probs[t] <= 0:  # rounding can land on a zero-mass token at the very end
+        t -= 1
+    return t
+
+
+class KeyedRandomness:
+    """Counter-based keyed noise: identical keys give identical decisions."""
+
+    def __init__(self, seed: int, sample: int = 0) -> None:
+        if seed < 0 or sample < 0:
+            raise InvalidParameterError(f"seed and sample must be >= 0, got {seed!r}, {sample!r}")
+        self.seed = seed
+        self.sample = sample
+
+    def uniform(self, key: EventKey) -> float:
+        return keyed_uniform(self.seed, self.sample, key)
+
+    def bernoulli(self, p: float, key: EventKey) -> bool:
+        return self.uniform(key) < check_probability(p, key)
+
+    def categorical(self, probs: torch.Tensor, key: EventKey) -> int:
+        return inverse_cdf(check_distribution(probs, key), self.uniform(key))
+
+
+class GeneratorRandomness:
+    """Draws from a torch.Generator in call order; keys are checked but not used."""
+
+    def __init__(self, seed: int) -> None:
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def _uniform(self) -> float:
+        return float(torch.rand((), generator=self.generator, dtype=torch.float64))
+
+    def bernoulli(self, p: float, key: EventKey) -> bool:
+        return self._uniform() < check_probability(p, key)
+
+    def categorical(self, probs: torch.Tensor, key: EventKey) -> int:
+        return inverse_cdf(check_distribution(probs, key), self._uniform())
