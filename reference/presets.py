@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from ..spec.errors import InvalidParameterError
@@ -35,15 +36,43 @@ def ar() -> AutoRegressive:
     return AutoRegressive()
 
 
-PRESETS: dict[str, Callable[..., SteppedDecoder[Any]]] = {
-    "ar": ar,
-    "sjd": sjd,
-    "sjd-uniform": lambda window=DEFAULT_WINDOW: sjd(window, q="uniform"),
-}
+@dataclass(frozen=True)
+class Preset:
+    """A named strategy: how to build it and what the spec claims about its law."""
+
+    name: str
+    summary: str
+    build: Callable[..., SteppedDecoder[Any]]
+    lossless: bool  # the spec's claim: its output law is exactly the AR law
+    greedy_only: bool = False  # the claim holds for greedy sampling only (Jacobi)
+
+
+PRESETS: dict[str, Preset] = {}
+
+
+def register(preset: Preset) -> Preset:
+    assert preset.name not in PRESETS, f"preset {preset.name!r} registered twice"
+    PRESETS[preset.name] = preset
+    return preset
+
+
+register(Preset("ar", "vanilla autoregressive sampling, one cell per pass", ar, lossless=True))
+register(Preset("sjd", "speculative Jacobi decoding, random drafts with one-hot q (official code)", sjd, True))
+register(
+    Preset(
+        "sjd-uniform",
+        "speculative Jacobi decoding, random drafts with their true uniform q",
+        lambda window=DEFAULT_WINDOW: sjd(window, q="uniform"),
+        lossless=True,
+    )
+)
 
 
 def build_preset(name: str, **params: Any) -> SteppedDecoder[Any]:
     """The preset called `name`, with optional parameters (e.g. window=16)."""
     if name not in PRESETS:
         raise InvalidParameterError(f"unknown strategy {name!r}; built-in presets: {', '.join(PRESETS)}")
-    return PRESETS[name](**params)
+    try:
+        return PRESETS[name].build(**params)
+    except TypeError as error:
+        raise InvalidParameterError(f"bad parameters {params} for strategy {name!r}: {error}") from error

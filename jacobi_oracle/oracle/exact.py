@@ -236,3 +236,51 @@ def compare_laws(law: Law, reference: Law, num_cells: int, vocab_size: int) -> C
 
 def all_sequences(num_cells: int, vocab_size: int) -> Iterator[tuple[int, ...]]:
     return product(range(vocab_size), repeat=num_cells)
+
+
+@dataclass(frozen=True)
+class ExactVerdict:
+    strategy: str
+    model: str
+    engine: str
+    total_variation: float
+    max_position_deviation: float
+    worst_position: int
+    lossless: bool
+    mean_forward_passes: float
+    ar_forward_passes: int
+    states_explored: int
+    seconds: float
+
+    @property
+    def step_compression(self) -> float:
+        return self.ar_forward_passes / self.mean_forward_passes
+
+    def to_json(self) -> dict[str, object]:
+        out: dict[str, object] = dict(self.__dict__)
+        out["step_compression"] = self.step_compression
+        return out
+
+
+def check_exact(
+    strategy: Strategy,
+    problem: Problem,
+    model_name: str = "custom",
+    progress: Callable[[int, int], None] | None = None,
+) -> ExactVerdict:
+    """Compare `strategy`'s exact output law with the exact AR law of `problem`."""
+    result = exact_output_law(strategy, problem, progress)
+    comparison = compare_laws(result.law, exact_ar_law(problem), problem.layout.num_cells, problem.model.vocab_size)
+    return ExactVerdict(
+        strategy=getattr(strategy, "name", type(strategy).__name__),
+        model=model_name,
+        engine="exact",
+        total_variation=comparison.total_variation,
+        max_position_deviation=comparison.max_position_deviation,
+        worst_position=comparison.worst_position,
+        lossless=comparison.lossless,
+        mean_forward_passes=result.mean_forward_passes,
+        ar_forward_passes=problem.layout.num_cells,
+        states_explored=result.states_explored,
+        seconds=result.seconds,
+    )

@@ -1,0 +1,32 @@
+"""Options shared by subcommands: the model, the sampling rule and strategy parameters."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from ..models.registry import DEFAULT_MODEL, MODELS, build_model
+from ..spec.model import Problem
+from ..spec.sampling import Sampling
+
+
+def add_problem_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", default=DEFAULT_MODEL, help=f"built-in model ({', '.join(MODELS)})")
+    parser.add_argument("--condition", type=int, default=None, help="class id (default: the model's case)")
+    parser.add_argument("--temperature", type=float, default=1.0)
+    parser.add_argument("--top-k", type=int, default=None)
+    parser.add_argument("--top-p", type=float, default=None)
+    parser.add_argument("--cfg", type=float, default=1.0, help="classifier-free guidance scale")
+    parser.add_argument("--greedy", action="store_true", help="argmax sampling")
+    parser.add_argument("--window", type=int, default=None, help="strategy window (preset default if omitted)")
+
+
+def problem_from_args(args: argparse.Namespace) -> Problem:
+    case = build_model(args.model)
+    sampling = Sampling(args.temperature, args.top_k, args.top_p, args.cfg, args.greedy)
+    condition = case.condition if args.condition is None else args.condition
+    return Problem(case.model, condition, case.layout, sampling)
+
+
+def strategy_params(args: argparse.Namespace) -> dict[str, Any]:
+    return {} if args.window is None else {"window": args.window}
