@@ -34,3 +34,8 @@ class ProbabilityError(JacobiOracleError):
 
 class UnsupportedStrategyError(JacobiOracleError):
     """A strategy cannot be run by the requested engine (e.g. not step-wise for the exact engine)."""
+
+
+class QueryContextError(JacobiOracleError):
+    """A query's visible keys cannot be answered by the model (e.g. a next-token model whose
+    query for position t sees no key at t - 1)."""

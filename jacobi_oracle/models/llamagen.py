@@ -1,0 +1,501 @@
+"""LlamaGen's class-conditional GPT (Sun et al. 2024), written here, with a loader for official checkpoints.
+
+Usage:
+
+    from jacobi_oracle.models.llamagen import LlamaGen, llamagen_config, load_llamagen
+
+    config = llamagen_config("small", vocab_size=512, num_classes=10, grid_size=16)  # any field overridable
+    model = LlamaGen(config)                                # random init (official scheme, output head zeroed)
+    logits = model(tokens, class_ids, cfg_dropout=0.1)      # training: [B, L] tokens, [B] ids -> [B, L, V]
+    loss = F.cross_entropy(logits.flatten(0, 1), tokens.flatten())
+    save_llamagen(model, "ckpt.safetensors")                # or .pt ({"model": state_dict}), official key layout
+    model = load_llamagen("c2i_XL_384.pt", llamagen_config("XL", grid_size=24))
+    model.logits(condition, key_tokens, key_positions, query_positions, visible)  # spec.model.Model contract
+
+Architecture (their `autoregressive/models/gpt.py`, same state-dict keys):
+* slot 0 is the class token `cls_embedding.embedding_table[class]`, a table of num_classes + 1
+  rows whose last row is the null class (CFG); slot 1 + p holds the image token at raster
+  position p (`tok_embeddings`). The output of slot s predicts the token at position s, so
+  the class slot predicts position 0.
+* pre-norm blocks: RMSNorm -> attention (fused `wqkv`, optional grouped KV heads, `wo`) and
+  RMSNorm -> SwiGLU (`w1`, `w3`, `w2`, hidden = 2/3 * 4 * dim rounded up to `multiple_of`).
+* 2D RoPE on interleaved pairs: the first half of each head's pairs rotate with the row, the
+  second half with the column, frequencies base^(-2i / (head_dim / 2)). The class slot's
+  table entry is all zero (cos = sin = 0), so its query and key are zero, exactly as in the
+  official code.
+
+Query contract (spec/model.py): the query for position t is answered by the output of the slot
+holding the visible key at position t - 1 (the class slot for t = 0), computed causally over
+the keys visible to that query at positions < t (visible later keys cannot influence a
+next-token model). Queries whose contexts are prefixes of one common key set share one
+sequence, so a causal mask costs one sequence and a row-causal mask one per row.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..spec.errors import InvalidParameterError, QueryContextError, ShapeMismatchError
+
+
+def round_up(n: int, multiple: int) -> int:
+    return n if n % multiple == 0 else n + multiple - n % multiple
+
+
+@dataclass(frozen=True)
+class LlamaGenConfig:
+    dim: int
+    n_layer: int
+    n_head: int
+    n_kv_head: int | None = None
+    vocab_size: int = 16384
+    num_classes: int = 1000
+    grid_size: int = 16  # image tokens per side: 16 (256 px), 24 (384 px), 32 (512 px)
+    multiple_of: int = 256
+    ffn_dim_multiplier: float | None = None
+    rope_base: float = 10000.0
+    norm_eps: float = 1e-5
+
+    def __post_init__(self) -> None:
+        # Verify the sizes are positive and the heads divide the width
+        for name in ("dim", "n_layer", "n_head", "vocab_size", "grid_size", "multiple_of"):
+            if getattr(self, name) < 1:
+                raise InvalidParameterError(f"LlamaGen {name} must be >= 1, got {getattr(self, name)!r}")
+        if self.num_classes < 1:
+            raise InvalidParameterError(f"LlamaGen num_classes must be >= 1, got {self.num_classes!r}")
+        if self.dim % self.n_head or (self.dim // self.n_head) % 4:
+            raise InvalidParameterError(
+                f"dim {self.dim} must split into {self.n_head} heads of a size divisible by 4 (2D RoPE)"
+            )
+        if self.n_head % self.kv_heads:
+            raise InvalidParameterError(f"n_head {self.n_head} is not a multiple of n_kv_head {self.n_kv_head}")
+
+    @property
+    def head_dim(self) -> int:
+        return self.dim // self.n_head
+
+    @property
+    def kv_heads(self) -> int:
+        return self.n_head if self.n_kv_head is None else self.n_kv_head
+
+    @property
+    def ffn_hidden(self) -> int:
+        hidden = int(2 * 4 * self.dim / 3)
+        if self.ffn_dim_multiplier is not None:
+            hidden = int(self.ffn_dim_multiplier * hidden)
+        return round_up(hidden, self.multiple_of)
+
+    @property
+    def num_positions(self) -> int:
+        return self.grid_size * self.grid_size
+
+
+# Published sizes (their GPT_models; parameter counts at vocab 16384, 1000 classes).
+CONFIGS: dict[str, LlamaGenConfig] = {
+    "B": LlamaGenConfig(dim=768, n_layer=12, n_head=12),  # 111M
+    "L": LlamaGenConfig(dim=1024, n_layer=24, n_head=16),  # 343M
+    "XL": LlamaGenConfig(dim=1280, n_layer=36, n_head=20),  # 775M
+    "XXL": LlamaGenConfig(dim=1536, n_layer=48, n_head=24),  # 1.4B
+    "3B": LlamaGenConfig(dim=3200, n_layer=24, n_head=32),  # 3.1B
+    # tests: a few thousand parameters, a 4x4 grid
+    "tiny": LlamaGenConfig(dim=32, n_layer=2, n_head=2, vocab_size=16, num_classes=4, grid_size=4, multiple_of=16),
+    # CPU training here: ~3M parameters without embeddings
+    "small": LlamaGenConfig(dim=256, n_layer=4, n_head=4, vocab_size=512, num_classes=16, grid_size=16),
+}
+
+
+def llamagen_config(name: str, **overrides: Any) -> LlamaGenConfig:
+    """A named configuration with some fields replaced (e.g. grid_size=24, vocab_size=512)."""
+    if name not in CONFIGS:
+        raise InvalidParameterError(f"unknown LlamaGen config {name!r}; known: {', '.join(CONFIGS)}")
+    try:
+        return replace(CONFIGS[name], **overrides)
+    except TypeError as error:
+        raise InvalidParameterError(f"bad LlamaGen config overrides {overrides}: {error}") from error
+
+
+def compute_rope_table(config: LlamaGenConfig) -> torch.Tensor:
+    """[1 + grid^2, head_dim / 2, 2] (cos, sin) per slot; slot 0 (class) is all zero. float64."""
+    half = config.head_dim // 2
+    freqs = config.rope_base ** (-torch.arange(0, half, 2, dtype=torch.float64)[: half // 2] / half)  # [half/2]
+    angle = torch.arange(config.grid_size, dtype=torch.float64)[:, None] * freqs  # [G, half/2]
+    g = config.grid_size
+    grid = torch.cat([angle[:, None, :].expand(g, g, -1), angle[None, :, :].expand(g, g, -1)], dim=-1)  # [G, G, half]
+    table = torch.stack([grid.cos(), grid.sin()], dim=-1).flatten(0, 1)  # [G*G, half, 2]
+    return torch.cat([torch.zeros(1, half, 2, dtype=torch.float64), table])
+
+
+def apply_rope(x: torch.Tensor, rope: torch.Tensor) -> torch.Tensor:
+    # x: [B, S, H, D]; rope: [B or 1, S, D/2, 2]; rotates interleaved pairs (x0, x1)
+    work = x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
+    pairs = work.reshape(*x.shape[:-1], -1, 2)  # [B, S, H, D/2, 2]
+    cos, sin = (rope[..., i].to(work.dtype)[:, :, None, :] for i in (0, 1))  # [B, S, 1, D/2]
+    out = torch.stack([pairs[..., 0] * cos - pairs[..., 1] * sin, pairs[..., 1] * cos + pairs[..., 0] * sin], dim=-1)
+    return out.flatten(3).type_as(x)
+
+
+class RMSNorm(nn.Module):
+    def __init__(self, dim: int, eps: float) -> None:
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        work = x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
+        normed = work * torch.rsqrt(work.pow(2).mean(dim=-1, keepdim=True) + self.eps)
+        return normed.type_as(x) * self.weight
+
+
+class KVCache:
+    """Static per-layer cache: k, v: [B, H_kv, S, D], written by slot index (gpt-fast style)."""
+
+    def __init__(self, batch: int, kv_heads: int, slots: int, head_dim: int, dtype: torch.dtype, device: torch.device):
+        shape = (batch, kv_heads, slots, head_dim)
+        self.k = torch.zeros(shape, dtype=dtype, device=device)
+        self.v = torch.zeros(shape, dtype=dtype, device=device)
+
+    def write(self, slots: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        # slots: [B, S]; k, v: [B, H_kv, S, D]
+        index = slots[:, None, :, None].expand_as(k)
+        self.k.scatter_(2, index, k)
+        self.v.scatter_(2, index, v)
+        return self.k, self.v
+
+
+class Attention(nn.Module):
+    def __init__(self, config: LlamaGenConfig) -> None:
+        super().__init__()
+        self.config = config
+        c = config
+        self.wqkv = nn.Linear(c.dim, (c.n_head + 2 * c.kv_heads) * c.head_dim, bias=False)
+        self.wo = nn.Linear(c.dim, c.dim, bias=False)
+
+    def forward(
+        self, x: torch.Tensor, rope: torch.Tensor, mask: torch.Tensor | None, cache: KVCache | None, slots: torch.Tensor
+    ) -> torch.Tensor:
+        # x: [B, S, dim]; mask: [B, 1, S, K] bool (None: causal over x); slots: [B, S] cache slots of x
+        b, s, _ = x.shape
+        c = self.config
+        kv = c.kv_heads * c.head_dim
+        q, k, v = self.wqkv(x).split([c.dim, kv, kv], dim=-1)
+        q = apply_rope(q.view(b, s, c.n_head, c.head_dim), rope).transpose(1, 2)  # [B, H, S, D]
+        k = apply_rope(k.view(b, s, c.kv_heads, c.head_dim), rope).transpose(1, 2)  # [B, H_kv, S, D]
+        v = v.view(b, s, c.kv_heads, c.head_dim).transpose(1, 2)
+        if cache is not None:
+            k, v = cache.write(slots, k, v)  # [B, H_kv, S_cache, D]
+        if c.kv_heads != c.n_head:
+            k = k.repeat_interleave(c.n_head // c.kv_heads, dim=1)
+            v = v.repeat_interleave(c.n_head // c.kv_heads, dim=1)
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=mask is None)
+        out: torch.Tensor = self.wo(y.transpose(1, 2).reshape(b, s, c.dim))
+        return out
+
+
+class FeedForward(nn.Module):
+    def __init__(self, config: LlamaGenConfig) -> None:
+        super().__init__()
+        self.w1 = nn.Linear(config.dim, config.ffn_hidden, bias=False)
+        self.w3 = nn.Linear(config.dim, config.ffn_hidden, bias=False)
+        self.w2 = nn.Linear(config.ffn_hidden, config.dim, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out: torch.Tensor = self.w2(F.silu(self.w1(x)) * self.w3(x))
+        return out
+
+
+class TransformerBlock(nn.Module):
+    def __init__(self, config: LlamaGenConfig) -> None:
+        super().__init__()
+        self.attention = Attention(config)
+        self.feed_forward = FeedForward(config)
+        self.attention_norm = RMSNorm(config.dim, config.norm_eps)
+        self.ffn_norm = RMSNorm(config.dim, config.norm_eps)
+
+    def forward(
+        self, x: torch.Tensor, rope: torch.Tensor, mask: torch.Tensor | None, cache: KVCache | None, slots: torch.Tensor
+    ) -> torch.Tensor:
+        h = x + self.attention(self.attention_norm(x), rope, mask, cache, slots)
+        out: torch.Tensor = h + self.feed_forward(self.ffn_norm(h))
+        return out
+
+
+class ClassEmbedding(nn.Module):
+    def __init__(self, config: LlamaGenConfig) -> None:
+        super().__init__()
+        self.embedding_table = nn.Embedding(config.num_classes + 1, config.dim)  # last row: null class
+
+
+class LlamaGen(nn.Module):
+    def __init__(self, config: LlamaGenConfig, initializer_range: float = 0.02) -> None:
+        super().__init__()
+        self.config = config
+        self.cls_embedding = ClassEmbedding(config)
+        self.tok_embeddings = nn.Embedding(config.vocab_size, config.dim)
+        self.layers = nn.ModuleList(TransformerBlock(config) for _ in range(config.n_layer))
+        self.norm = RMSNorm(config.dim, config.norm_eps)
+        self.output = nn.Linear(config.dim, config.vocab_size, bias=False)
+        self._rope = compute_rope_table(config)  # float64, not in the state dict (nor in theirs)
+        for module in self.modules():
+            if isinstance(module, (nn.Linear, nn.Embedding)):
+                nn.init.normal_(module.weight, std=initializer_range)
+        nn.init.zeros_(self.output.weight)
+
+    # -- spec.model.Model properties -------------------------------------------------------
+    @property
+    def vocab_size(self) -> int:
+        return self.config.vocab_size
+
+    @property
+    def num_classes(self) -> int:
+        return self.config.num_classes
+
+    @property
+    def num_positions(self) -> int:
+        return self.config.num_positions
+
+    @property
+    def token_embeddings(self) -> torch.Tensor:
+        return self.tok_embeddings.weight.detach()
+
+    # -- building blocks (also used by accelerated/) --------------------------------------
+    def rope(self, slots: torch.Tensor) -> torch.Tensor:
+        """[..., head_dim / 2, 2] RoPE entries of cache slots (0 = class, 1 + p = position p)."""
+        if self._rope.device != slots.device:
+            self._rope = self._rope.to(slots.device)
+        return self._rope[slots]
+
+    def class_index(self, condition: int | None) -> int:
+        """Row of the class table: the class, or the null class for None."""
+        return self.config.num_classes if condition is None else condition
+
+    def embed(self, tokens: torch.Tensor, slots: torch.Tensor, class_ids: torch.Tensor) -> torch.Tensor:
+        """[B, S] tokens at [B, S] slots -> [B, S, dim]; slot 0 takes the class embedding of [B] ids."""
+        tok = self.tok_embeddings(tokens.clamp(min=0))
+        cls = self.cls_embedding.embedding_table(class_ids)[:, None, :].expand_as(tok)
+        return torch.where((slots == 0)[..., None], cls, tok)
+
+    def run(
+        self, x: torch.Tensor, slots: torch.Tensor, mask: torch.Tensor | None, caches: list[KVCache] | None = None
+    ) -> torch.Tensor:
+        """Blocks + final norm over [B, S, dim] inputs at [B, S] slots -> [B, S, dim] hidden states."""
+        rope = self.rope(slots)  # [B, S, D/2, 2]
+        for i, layer in enumerate(self.layers):
+            x = layer(x, rope, mask, None if caches is None else caches[i], slots)
+        out: torch.Tensor = self.norm(x)
+        return out
+
+    def head(self, h: torch.Tensor) -> torch.Tensor:
+        logits: torch.Tensor = self.output(h)
+        return logits.float() if logits.dtype in (torch.float16, torch.bfloat16) else logits
+
+    def new_caches(self, batch: int, device: torch.device | None = None) -> list[KVCache]:
+        """One static cache per layer with 1 + grid^2 slots (class + every position)."""
+        p = self.output.weight
+        c = self.config
+        dev = p.device if device is None else device
+        return [KVCache(batch, c.kv_heads, 1 + c.num_positions, c.head_dim, p.dtype, dev) for _ in self.layers]
+
+    # -- training forward ---------------------------------------------------------------
+    def forward(
+        self,
+        tokens: torch.Tensor,
+        class_ids: torch.Tensor,
+        cfg_dropout: float = 0.0,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """Teacher forcing: [B, L] tokens, [B] class ids -> [B, L, V]; logits[:, t] predicts tokens[:, t].
+
+        With cfg_dropout > 0 each sample's class is replaced by the null class with that
+        probability (classifier-free guidance training)."""
+        b, length = tokens.shape
+        # Verify the shapes and ranges
+        if class_ids.shape != (b,):
+            raise ShapeMismatchError(f"class_ids shape {tuple(class_ids.shape)} != (batch,) = ({b},)")
+        if not 1 <= length <= self.num_positions:
+            raise ShapeMismatchError(f"sequence length {length} is outside 1..{self.num_positions}")
+        if not 0.0 <= cfg_dropout <= 1.0:
+            raise InvalidParameterError(f"cfg_dropout must be in [0, 1], got {cfg_dropout!r}")
+        self._check_range("token", tokens, self.vocab_size)
+        self._check_range("class id", class_ids, self.num_classes + 1)
+        if cfg_dropout > 0:
+            drop = torch.rand(b, generator=generator, device=generator.device if generator else None)
+            class_ids = torch.where(drop.to(class_ids.device) < cfg_dropout, self.num_classes, class_ids)
+        slots = torch.arange(length, device=tokens.device).expand(b, length)  # class + tokens[:, :-1]
+        inputs = torch.cat([tokens.new_zeros(b, 1), tokens[:, :-1]], dim=1)
+        return self.head(self.run(self.embed(inputs, slots, class_ids), slots, None))
+
+    # -- spec.model.Model query contract --------------------------------------------------
+    @torch.no_grad()
+    def logits(
+        self,
+        condition: int | None,
+        key_tokens: torch.Tensor,
+        key_positions: torch.Tensor,
+        query_positions: torch.Tensor,
+        visible: torch.Tensor,
+    ) -> torch.Tensor:
+        dev = self.output.weight.device
+        key_tokens, key_positions = key_tokens.to(dev), key_positions.to(dev)
+        query_positions, visible = query_positions.to(dev), visible.to(dev)
+        self._check_range("key position", key_positions, self.num_positions)
+        self._check_range("query position", query_positions, self.num_positions)
+        self._check_range("key token", key_tokens, self.vocab_size)
+        context = visible & (key_positions[None, :] < query_positions[:, None])  # [Q, N]
+        answer_slot = self._answer_slots(context, key_positions, query_positions)  # [Q] in 0..N
+        rows, row_of = self._shared_rows(context, key_positions, query_positions)  # [R, N], [Q]
+        n = key_tokens.numel()
+        # sequence per row: [class, key_0 .. key_{N-1}]; slots: 0 and 1 + position
+        slots = torch.cat([key_positions.new_zeros(1), key_positions + 1])[None].expand(rows.shape[0], n + 1)
+        tokens = torch.cat([key_tokens.new_zeros(1), key_tokens])[None].expand_as(slots)
+        class_ids = torch.full((rows.shape[0],), self.class_index(condition), device=dev)
+        mask = self._row_mask(rows, key_positions)  # [R, 1, N + 1, N + 1]
+        h = self.run(self.embed(tokens, slots, class_ids), slots, mask)  # [R, N + 1, dim]
+        return self.head(h[row_of, answer_slot])
+
+    def _answer_slots(
+        self, context: torch.Tensor, key_positions: torch.Tensor, query_positions: torch.Tensor
+    ) -> torch.Tensor:
+        previous = context & (key_positions[None, :] == query_positions[:, None] - 1)  # [Q, N]
+        count = previous.sum(dim=1)
+        # Verify every query t > 0 sees exactly one key at t - 1 (the slot that answers it)
+        bad = (query_positions > 0) & (count != 1)
+        if bool(bad.any()):
+            q = int(bad.nonzero()[0, 0])
+            t = int(query_positions[q])
+            raise QueryContextError(
+                f"query {q} for position {t} sees {int(count[q])} keys at position {t - 1}; a next-token model "
+                "answers it from exactly one visible key there"
+            )
+        return torch.where(query_positions > 0, previous.to(torch.long).argmax(dim=1) + 1, 0)
+
+    def _shared_rows(
+        self, context: torch.Tensor, key_positions: torch.Tensor, query_positions: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Group queries whose contexts are the prefixes (positions < t) of one key set."""
+        rows: list[torch.Tensor] = []
+        row_of = [0] * context.shape[0]
+        for q in sorted(range(context.shape[0]), key=lambda i: -int(query_positions[i])):
+            before = key_positions < query_positions[q]
+            for r, row in enumerate(rows):
+                if torch.equal(row & before, context[q]):
+                    row_of[q] = r
+                    break
+            else:
+                positions = key_positions[context[q]]
+                # Verify the context is a sequence: one key per position
+                if torch.unique(positions).numel() != positions.numel():
+                    raise QueryContextError(f"query {q} sees two keys at one position: {sorted(positions.tolist())}")
+                row_of[q] = len(rows)
+                rows.append(context[q])
+        if not rows:
+            rows.append(torch.zeros_like(key_positions, dtype=torch.bool))
+        return torch.stack(rows), torch.tensor(row_of, dtype=torch.long, device=context.device)
+
+    @staticmethod
+    def _row_mask(rows: torch.Tensor, key_positions: torch.Tensor) -> torch.Tensor:
+        # attend[r, i, j]: slot i reads slot j; keys of row r read earlier keys of row r and the class slot
+        r, n = rows.shape
+        order = key_positions[None, :] <= key_positions[:, None]  # [N, N]
+        attend = torch.zeros(r, n + 1, n + 1, dtype=torch.bool, device=rows.device)
+        attend[:, 1:, 1:] = rows[:, :, None] & rows[:, None, :] & order
+        attend[:, :, 0] = True
+        attend |= torch.eye(n + 1, dtype=torch.bool, device=rows.device)  # slots outside the row: themselves
+        return attend[:, None]
+
+    @staticmethod
+    def _check_range(what: str, values: torch.Tensor, size: int) -> None:
+        if values.numel() and (int(values.min()) < 0 or int(values.max()) >= size):
+            bad = values[(values < 0) | (values >= size)][0]
+            raise ShapeMismatchError(f"{what} {int(bad)} is outside 0..{size - 1}")
+
+
+# -- checkpoints in the official layout ------------------------------------------------------
+_PREFIXES = ("module.", "_orig_mod.")
+
+
+def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    """An official checkpoint's state dict: .safetensors, or a torch file with a "model" key
+    (their training script; "module" / "state_dict" also accepted) or a bare state dict."""
+    path = Path(path)
+    if not path.is_file():
+        raise InvalidParameterError(f"checkpoint {str(path)!r} does not exist")
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        return dict(load_file(str(path)))
+    loaded = torch.load(str(path), map_location="cpu", weights_only=True)
+    if not isinstance(loaded, dict):
+        raise InvalidParameterError(f"checkpoint {str(path)!r} holds a {type(loaded).__name__}, not a dict")
+    for wrapper in ("model", "module", "state_dict"):
+        if wrapper in loaded and isinstance(loaded[wrapper], dict):
+            loaded = loaded[wrapper]
+            break
+    state: dict[str, torch.Tensor] = {}
+    for key, value in loaded.items():
+        for prefix in _PREFIXES:
+            key = key.removeprefix(prefix)
+        if isinstance(value, torch.Tensor):
+            state[key] = value
+    return state
+
+
+def load_llamagen(path: str | Path, config: LlamaGenConfig, dtype: torch.dtype = torch.float32) -> LlamaGen:
+    """A LlamaGen with the weights of an official checkpoint at a local path (nothing is downloaded)."""
+    state = read_state_dict(path)
+    model = LlamaGen(config).to(dtype)  # cast first: load_state_dict copies into this dtype
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected) - {"freqs_cis"})
+    # Verify the keys and shapes match the config
+    if missing or unexpected:
+        raise ShapeMismatchError(
+            f"checkpoint {str(path)!r} does not fit config {config}: missing {missing[:5]}, unexpected {unexpected[:5]}"
+        )
+    for key, value in expected.items():
+        if tuple(state[key].shape) != tuple(value.shape):
+            raise ShapeMismatchError(
+                f"checkpoint {str(path)!r}: {key} has shape {tuple(state[key].shape)}, "
+                f"config needs {tuple(value.shape)}"
+            )
+    model.load_state_dict({k: state[k] for k in expected})
+    return model.eval().requires_grad_(False)
+
+
+def save_llamagen(model: LlamaGen, path: str | Path) -> None:
+    """Write the official layout: .safetensors, or a torch file {"model": state_dict}."""
+    path = Path(path)
+    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    if path.suffix == ".safetensors":
+        from safetensors.torch import save_file
+
+        save_file(state, str(path))
+    else:
+        torch.save({"model": state}, str(path))
+
+
+def count_parameters(config: LlamaGenConfig) -> int:
+    """Exact parameter count of a config, without building it."""
+    c = config
+    per_layer = c.dim * (c.n_head + 2 * c.kv_heads) * c.head_dim + c.dim * c.dim + 3 * c.dim * c.ffn_hidden + 2 * c.dim
+    embeddings = (c.num_classes + 1) * c.dim + 2 * c.vocab_size * c.dim
+    return c.n_layer * per_layer + embeddings + c.dim
+
+
+__all__ = [
+    "CONFIGS",
+    "LlamaGen",
+    "LlamaGenConfig",
+    "apply_rope",
+    "compute_rope_table",
+    "count_parameters",
+    "llamagen_config",
+    "load_llamagen",
+    "read_state_dict",
+    "save_llamagen",
+]
