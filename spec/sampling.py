@@ -58,6 +58,7 @@ class Sampling:
         """[Q, V] logits (and unconditional logits when CFG is on) -> [Q, V] float64 probs."""
         logits = _checked_logits(cond_logits, "conditional")
         self.check_vocab(logits.shape[-1])
+        uncond = None
         if self.uses_cfg:
             if uncond_logits is None:
                 raise InvalidParameterError(f"cfg_scale={self.cfg_scale} needs unconditional logits, got None")
@@ -66,7 +67,14 @@ class Sampling:
                 raise ShapeMismatchError(
                     f"unconditional logits shape {tuple(uncond.shape)} != conditional {tuple(logits.shape)}"
                 )
-            logits = uncond + self.cfg_scale * (logits - uncond)
+        return self.compute_target_probs(logits, uncond)
+
+    def compute_target_probs(self, cond_logits: torch.Tensor, uncond_logits: torch.Tensor | None) -> torch.Tensor:
+        """The math of `target_probs` without its checks (no host sync; any device and dtype):
+        [Q, V] logits -> [Q, V] probs. Callers have validated the logits (accelerated/)."""
+        logits = cond_logits
+        if uncond_logits is not None:
+            logits = uncond_logits + self.cfg_scale * (logits - uncond_logits)
         if self.greedy:
             return _one_hot_argmax(logits)
         logits = logits / self.temperature

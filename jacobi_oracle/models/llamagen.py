@@ -265,10 +265,11 @@ class LlamaGen(nn.Module):
 
     # -- building blocks (also used by accelerated/) --------------------------------------
     def rope(self, slots: torch.Tensor) -> torch.Tensor:
-        """[..., head_dim / 2, 2] RoPE entries of cache slots (0 = class, 1 + p = position p)."""
+        """[..., head_dim / 2, 2] RoPE entries of cache slots (0 = class, 1 + p = position p);
+        scratch slots past the grid (accelerated/ padding) reuse the last entry."""
         if self._rope.device != slots.device:
             self._rope = self._rope.to(slots.device)
-        return self._rope[slots]
+        return self._rope[slots.clamp(max=self.num_positions)]
 
     def class_index(self, condition: int | None) -> int:
         """Row of the class table: the class, or the null class for None."""
@@ -294,12 +295,12 @@ class LlamaGen(nn.Module):
         logits: torch.Tensor = self.output(h)
         return logits.float() if logits.dtype in (torch.float16, torch.bfloat16) else logits
 
-    def new_caches(self, batch: int, device: torch.device | None = None) -> list[KVCache]:
-        """One static cache per layer with 1 + grid^2 slots (class + every position)."""
+    def new_caches(self, batch: int, scratch: int = 0) -> list[KVCache]:
+        """One static cache per layer: 1 + grid^2 slots (class + every position) + `scratch`."""
         p = self.output.weight
         c = self.config
-        dev = p.device if device is None else device
-        return [KVCache(batch, c.kv_heads, 1 + c.num_positions, c.head_dim, p.dtype, dev) for _ in self.layers]
+        size = 1 + c.num_positions + scratch
+        return [KVCache(batch, c.kv_heads, size, c.head_dim, p.dtype, p.device) for _ in self.layers]
 
     # -- training forward ---------------------------------------------------------------
     def forward(
