@@ -11,6 +11,7 @@ from ..spec.strategy import SteppedDecoder
 from .ar import AutoRegressive
 from .composed import ComposedStrategy
 from .drafters import FreshSampleRefresher, RandomDrafter
+from .lpd import lpd
 from .masks import CausalMask
 from .schedules import RasterWindow
 from .verifiers import SpeculativeVerifier
@@ -76,3 +77,6 @@ def build_preset(name: str, **params: Any) -> SteppedDecoder[Any]:
         return PRESETS[name].build(**params)
     except TypeError as error:
         raise InvalidParameterError(f"bad parameters {params} for strategy {name!r}: {error}") from error
+
+# --- LPD (spec/lpd.md): needs a position-query model for its mutual query visibility ---
+register(Preset("lpd", "locality-aware parallel decoding: seeded locality order, one cell group per pass", lpd, False))
