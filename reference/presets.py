@@ -78,5 +78,6 @@ def build_preset(name: str, **params: Any) -> SteppedDecoder[Any]:
     except TypeError as error:
         raise InvalidParameterError(f"bad parameters {params} for strategy {name!r}: {error}") from error
 
+
 # --- LPD (spec/lpd.md): needs a position-query model for its mutual query visibility ---
 register(Preset("lpd", "locality-aware parallel decoding: seeded locality order, one cell group per pass", lpd, False))
