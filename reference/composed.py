@@ -33,9 +33,11 @@ class ComposedStrategy(SteppedDecoder[JacobiState]):
     verifier: Verifier
     refresher: Refresher
     mask: Mask
+    remember_targets: bool = False  # keep each cell's latest p in the state (spatial drafters)
 
     def start(self, problem: Problem) -> JacobiState:
-        return JacobiState.empty(problem.layout.num_cells)
+        state = JacobiState.empty(problem.layout.num_cells)
+        return replace(state, targets=(None,) * len(state.drafts)) if self.remember_targets else state
 
     def finished(self, problem: Problem, state: JacobiState) -> bool:
         return all(token is not None for token in state.committed)
@@ -53,13 +55,14 @@ class ComposedStrategy(SteppedDecoder[JacobiState]):
     def fill_drafts(
         self, problem: Problem, state: JacobiState, windows: tuple[Window, ...], randomness: Randomness
     ) -> JacobiState:
-        """Step 2: an initial draft for every drafted window cell that has none."""
-        new: dict[int, Draft | None] = {}
+        """Step 2: an initial draft for every drafted window cell that has none, in order
+        (a drafter may read the draft it just gave the cell to the left)."""
         for window in windows:
             for cell in window.drafted_cells():
                 if state.drafts[cell] is None:
-                    new[cell] = self.initial_drafter.initial_draft(problem, state, cell, randomness)
-        return state.with_drafts(new)
+                    draft = self.initial_drafter.initial_draft(problem, state, cell, randomness)
+                    state = state.with_drafts({cell: draft})
+        return state
 
     def query_windows(
         self, problem: Problem, state: JacobiState, windows: tuple[Window, ...]
@@ -112,4 +115,19 @@ class ComposedStrategy(SteppedDecoder[JacobiState]):
             sorted(c for c in range(len(committed)) if state.committed[c] is None and committed[c] is not None)
         )
         new_state = replace(state.with_drafts(drafts), committed=tuple(committed), iteration=state.iteration + 1)
+        if self.remember_targets:
+            new_state = replace(new_state, targets=remembered_targets(problem, new_state, target_probs))
         return new_state, IterationTrace(tuple(proposed), tuple(accepted), new_commits)
+
+
+def remembered_targets(
+    problem: Problem, state: JacobiState, target_probs: dict[int, torch.Tensor]
+) -> tuple[torch.Tensor | None, ...]:
+    """Each cell's latest p, forgetting cells no future draft can read: a new draft sits at or
+    after the frontier and reads its left (cell - 1) or above (cell - W) neighbour."""
+    assert state.targets is not None
+    targets = list(state.targets)
+    for cell, probs in target_probs.items():
+        targets[cell] = probs
+    oldest = state.first_uncommitted() - problem.layout.width
+    return tuple(None if cell < oldest else probs for cell, probs in enumerate(targets))

@@ -12,6 +12,7 @@ from typing import Literal, Protocol
 import torch
 
 from ..spec.errors import InvalidParameterError
+from ..spec.layout import Layout
 from ..spec.model import Problem
 from ..spec.randomness import EventKey, Randomness
 from .state import Draft, JacobiState
@@ -72,3 +73,124 @@ class FreshSampleRefresher:
     ) -> Draft | None:
         token = fresh_sample(target_probs, state.iteration, cell, randomness)
         return Draft(token, target_probs, last_target=target_probs)
+
+
+def point_mass(token: int, vocab_size: int) -> torch.Tensor:
+    """q = one-hot on `token`: the law of a draft that is a function of what is already known."""
+    return torch.nn.functional.one_hot(torch.tensor(token), vocab_size).double()
+
+
+def neighbour_cell(layout: Layout, cell: int, neighbour: Literal["left", "above"]) -> int | None:
+    """The left (same row) or above (same column) cell of `cell`, in cells, not positions."""
+    row, col = layout.row_col(cell)
+    if neighbour == "left":
+        return None if col == 0 else layout.cell(row, col - 1)
+    return None if row == 0 else layout.cell(row - 1, col)
+
+
+@dataclass(frozen=True)
+class SpatialDrafter:
+    """SJD++ 4.2 spatial initialisation (spec/sjd-spatial.md): a new draft repeats the left /
+    above token (q = point mass on it) or is sampled from the left / above cell's remembered p
+    (q = that p). Cells without that neighbour, token or p get the fallback's draft."""
+
+    neighbour: Literal["left", "above"]
+    mode: Literal["repeat", "sample"]
+    fallback: RandomDrafter = RandomDrafter()
+
+    def __post_init__(self) -> None:
+        # Verify the neighbour and the mode are known
+        if self.neighbour not in ("left", "above"):
+            raise InvalidParameterError(f"SpatialDrafter neighbour must be 'left' or 'above', got {self.neighbour!r}")
+        if self.mode not in ("repeat", "sample"):
+            raise InvalidParameterError(f"SpatialDrafter mode must be 'repeat' or 'sample', got {self.mode!r}")
+
+    @property
+    def reads_targets(self) -> bool:
+        return self.mode == "sample"
+
+    def initial_draft(self, problem: Problem, state: JacobiState, cell: int, randomness: Randomness) -> Draft:
+        source = neighbour_cell(problem.layout, cell, self.neighbour)
+        if source is not None and self.mode == "repeat":
+            token = state.token_at(source)
+            if token is not None:
+                return Draft(token, point_mass(token, problem.model.vocab_size))
+        if source is not None and self.mode == "sample":
+            source_probs = state.target_at(source)
+            if source_probs is not None:
+                token = randomness.categorical(source_probs, EventKey("init", state.iteration, cell))
+                return Draft(token, source_probs)
+        return self.fallback.initial_draft(problem, state, cell, randomness)
+
+
+@dataclass(frozen=True)
+class ArgmaxRefresher:
+    """Jacobi refinement: the next draft is argmax p (q = point mass; no randomness)."""
+
+    def refresh(
+        self,
+        problem: Problem,
+        state: JacobiState,
+        cell: int,
+        target_probs: torch.Tensor,
+        randomness: Randomness,
+    ) -> Draft | None:
+        token = int(target_probs.argmax())
+        return Draft(token, point_mass(token, problem.model.vocab_size), last_target=target_probs)
+
+
+def compute_keep_mask(
+    previous_target: torch.Tensor | None, target_probs: torch.Tensor, threshold: float
+) -> torch.Tensor:
+    """SJD++ Eq. 4: keep(y) = [p_t(y) / p_{t-1}(y) > threshold], written p_t(y) > threshold *
+    p_{t-1}(y) so that p_{t-1}(y) = 0 < p_t(y) keeps y. No p_{t-1}: nothing is kept."""
+    if previous_target is None:
+        return torch.zeros_like(target_probs, dtype=torch.bool)
+    return target_probs > threshold * previous_target
+
+
+def compute_reuse_law(draft_probs: torch.Tensor, keep: torch.Tensor, target_probs: torch.Tensor) -> torch.Tensor:
+    """The true law of the draft after keep-or-resample (spec/sjdpp.md):
+    q_next(y) = q_old(y) keep(y) + (1 - sum_z q_old(z) keep(z)) p_t(y)."""
+    kept = draft_probs * keep
+    resample_mass = max(0.0, 1.0 - float(kept.sum()))  # >= 0 also when rounding makes sum(kept) > 1
+    return kept + resample_mass * target_probs
+
+
+@dataclass(frozen=True)
+class ReuseRefresher:
+    """SJD++ token reuse (spec/sjdpp.md, Eq. 4-5): after a rejection, a draft whose confidence
+    p_t(x) / p_{t-1}(x) exceeds `threshold` is kept, any other is resampled from p_t.
+    `q="stale"` (published): a kept draft keeps its old q, a resampled one gets p_t (lossy).
+    `q="mixture"` (sjdpp-exact): either carries the keep-or-resample law, its true q."""
+
+    threshold: float = 1.0
+    q: Literal["stale", "mixture"] = "stale"
+
+    def __post_init__(self) -> None:
+        # Verify the threshold is a finite ratio >= 0
+        if not (isinstance(self.threshold, (int, float)) and 0.0 <= self.threshold < float("inf")):
+            raise InvalidParameterError(f"reuse threshold must be a finite number >= 0, got {self.threshold!r}")
+        # Verify the q rule is known
+        if self.q not in ("stale", "mixture"):
+            raise InvalidParameterError(f"ReuseRefresher q must be 'stale' or 'mixture', got {self.q!r}")
+
+    def refresh(
+        self,
+        problem: Problem,
+        state: JacobiState,
+        cell: int,
+        target_probs: torch.Tensor,
+        randomness: Randomness,
+    ) -> Draft | None:
+        old = state.drafts[cell]
+        if old is None:  # nothing to reuse (the bonus cell): plain refinement
+            return FreshSampleRefresher().refresh(problem, state, cell, target_probs, randomness)
+        keep = compute_keep_mask(old.last_target, target_probs, self.threshold)
+        kept = bool(keep[old.token])
+        token = old.token if kept else fresh_sample(target_probs, state.iteration, cell, randomness)
+        if self.q == "mixture":
+            draft_probs = compute_reuse_law(old.draft_probs, keep, target_probs)
+        else:
+            draft_probs = old.draft_probs if kept else target_probs
+        return Draft(token, draft_probs, last_target=target_probs)

@@ -10,11 +10,26 @@ from ..spec.errors import InvalidParameterError
 from ..spec.strategy import SteppedDecoder
 from .ar import AutoRegressive
 from .composed import ComposedStrategy
-from .drafters import FreshSampleRefresher, RandomDrafter
+from .drafters import (
+    ArgmaxRefresher,
+    FreshSampleRefresher,
+    InitialDrafter,
+    RandomDrafter,
+    Refresher,
+    ReuseRefresher,
+    SpatialDrafter,
+)
 from .lpd import lpd
 from .masks import CausalMask
 from .schedules import RasterWindow
-from .verifiers import SpeculativeVerifier
+from .verifiers import (
+    GreedyRule,
+    GroupedRule,
+    LatentNeighbourRule,
+    RuleVerifier,
+    SpeculativeVerifier,
+    Verifier,
+)
 
 DEFAULT_WINDOW = 3  # small enough for the exact engine on the toy models; the official SJD uses 16
 
@@ -77,6 +92,100 @@ def build_preset(name: str, **params: Any) -> SteppedDecoder[Any]:
         return PRESETS[name].build(**params)
     except TypeError as error:
         raise InvalidParameterError(f"bad parameters {params} for strategy {name!r}: {error}") from error
+
+
+# --- the raster-window family (spec/jacobi.md, sjd-spatial.md, sjdpp.md, gsd.md, lantern.md) ---
+
+
+def raster_window_strategy(
+    name: str,
+    window: int,
+    verifier: Verifier,
+    initial_drafter: InitialDrafter | None = None,
+    refresher: Refresher | None = None,
+    remember_targets: bool = False,
+) -> ComposedStrategy:
+    """One raster window under the causal mask; random one-hot drafts and SJD refinement unless
+    a part is given."""
+    return ComposedStrategy(
+        name=name,
+        schedule=RasterWindow(window),
+        initial_drafter=RandomDrafter() if initial_drafter is None else initial_drafter,
+        verifier=verifier,
+        refresher=FreshSampleRefresher() if refresher is None else refresher,
+        mask=CausalMask(),
+        remember_targets=remember_targets,
+    )
+
+
+def jacobi(window: int = DEFAULT_WINDOW) -> ComposedStrategy:
+    """Greedy Jacobi fixed-point iteration: argmax drafts, a draft stands iff it is argmax p."""
+    return raster_window_strategy("jacobi", window, RuleVerifier(GreedyRule()), refresher=ArgmaxRefresher())
+
+
+def sjd_spatial(
+    neighbour: Literal["left", "above"], mode: Literal["repeat", "sample"], window: int = DEFAULT_WINDOW
+) -> ComposedStrategy:
+    """SJD with an SJD++ 4.2 spatial initialisation of new drafts."""
+    drafter = SpatialDrafter(neighbour, mode)
+    name = f"sjd-{mode}-{neighbour}"
+    return raster_window_strategy(name, window, SpeculativeVerifier(), drafter, remember_targets=drafter.reads_targets)
+
+
+def sjdpp(window: int = DEFAULT_WINDOW, threshold: float = 1.0, exact: bool = False) -> ComposedStrategy:
+    """SJD++ token reuse; `exact` verifies reused drafts with their keep-or-resample law."""
+    refresher = ReuseRefresher(threshold, q="mixture" if exact else "stale")
+    return raster_window_strategy(
+        "sjdpp-exact" if exact else "sjdpp", window, SpeculativeVerifier(), refresher=refresher
+    )
+
+
+def gsd(
+    window: int = DEFAULT_WINDOW, rank_window: int = 1, prob_window: float = 0.15, embedding_radius: float = 1.5
+) -> ComposedStrategy:
+    """SJD with GSD's grouped acceptance (toy-scaled defaults, spec/gsd.md)."""
+    return raster_window_strategy("gsd", window, RuleVerifier(GroupedRule(rank_window, prob_window, embedding_radius)))
+
+
+def lantern(window: int = DEFAULT_WINDOW, neighbours: int = 1, delta: float = 0.1) -> ComposedStrategy:
+    """SJD with LANTERN's relaxed acceptance over latent neighbours (toy-scaled k, spec/lantern.md)."""
+    return raster_window_strategy("lantern", window, RuleVerifier(LatentNeighbourRule(neighbours, delta)))
+
+
+def _spatial_builder(neighbour: Literal["left", "above"], mode: Literal["repeat", "sample"]) -> Callable[..., Any]:
+    def build(window: int = DEFAULT_WINDOW) -> ComposedStrategy:
+        return sjd_spatial(neighbour, mode, window)
+
+    return build
+
+
+register(Preset("jacobi", "greedy Jacobi fixed-point iteration (exact for greedy sampling only)", jacobi, True, True))
+SPATIAL_INITIALISATIONS: tuple[tuple[Literal["repeat", "sample"], Literal["left", "above"]], ...] = (
+    ("repeat", "left"),
+    ("repeat", "above"),
+    ("sample", "left"),
+    ("sample", "above"),
+)
+for _mode, _neighbour in SPATIAL_INITIALISATIONS:
+    register(
+        Preset(
+            f"sjd-{_mode}-{_neighbour}",
+            f"SJD, new drafts {_mode} the {_neighbour} cell's {'token' if _mode == 'repeat' else 'p'} (SJD++ 4.2)",
+            _spatial_builder(_neighbour, _mode),
+            lossless=True,
+        )
+    )
+register(Preset("sjdpp", "SJD++ token reuse as published: kept drafts verified with their stale q", sjdpp, False))
+register(
+    Preset(
+        "sjdpp-exact",
+        "SJD++ token reuse, drafts verified with their true keep-or-resample law",
+        lambda window=DEFAULT_WINDOW, threshold=1.0: sjdpp(window, threshold, exact=True),
+        lossless=True,
+    )
+)
+register(Preset("gsd", "SJD with grouped speculative acceptance (GSD), toy-scaled groups", gsd, False))
+register(Preset("lantern", "SJD with relaxed acceptance over latent neighbours (LANTERN)", lantern, False))
 
 
 # --- LPD (spec/lpd.md): needs a position-query model for its mutual query visibility ---

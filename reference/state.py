@@ -21,6 +21,9 @@ class JacobiState:
     committed: tuple[int | None, ...]  # per cell: the committed token, or None
     drafts: tuple[Draft | None, ...]  # per cell: the current draft, or None
     iteration: int  # forward passes done so far
+    # per cell: p at that cell in the latest pass that queried it (None: never queried, or
+    # not remembered). Only strategies whose drafters read it keep it (spec/sjd-spatial.md).
+    targets: tuple[torch.Tensor | None, ...] | None = None
 
     @staticmethod
     def empty(num_cells: int) -> JacobiState:
@@ -32,6 +35,18 @@ class JacobiState:
             if token is None:
                 return cell
         return len(self.committed)
+
+    def token_at(self, cell: int) -> int | None:
+        """The committed token at `cell`, else its current draft's token, else None."""
+        committed = self.committed[cell]
+        if committed is not None:
+            return committed
+        draft = self.drafts[cell]
+        return None if draft is None else draft.token
+
+    def target_at(self, cell: int) -> torch.Tensor | None:
+        """The remembered p at `cell` (None when not remembered)."""
+        return None if self.targets is None else self.targets[cell]
 
     def with_drafts(self, new: dict[int, Draft | None]) -> JacobiState:
         drafts = list(self.drafts)

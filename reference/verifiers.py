@@ -8,10 +8,11 @@ from typing import Protocol
 import torch
 
 from ..spec.acceptance import compute_acceptance_probability, compute_residual
+from ..spec.errors import InvalidParameterError, ProbabilityError, ShapeMismatchError, UnsupportedStrategyError
 from ..spec.model import Problem
 from ..spec.randomness import EventKey, Randomness
 from .drafters import fresh_sample
-from .state import JacobiState, Window
+from .state import Draft, JacobiState, Window
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,79 @@ class Verifier(Protocol):
     ) -> WindowOutcome: ...
 
 
+class AcceptanceRule(Protocol):
+    """How one draft is judged: the probability it is accepted, the law of the token committed
+    in its place when it is not, and the law of the bonus token (spec/jacobi.md, gsd.md, lantern.md)."""
+
+    def acceptance_probability(self, problem: Problem, target_probs: torch.Tensor, draft: Draft) -> float: ...
+
+    def rejection_law(self, problem: Problem, target_probs: torch.Tensor, draft: Draft) -> torch.Tensor: ...
+
+    def bonus_law(self, target_probs: torch.Tensor) -> torch.Tensor: ...
+
+
+class ExactRule:
+    """Speculative sampling: accept with min(1, p(d) / q(d)), else sample norm(max(0, p - q))."""
+
+    def acceptance_probability(self, problem: Problem, target_probs: torch.Tensor, draft: Draft) -> float:
+        return compute_acceptance_probability(target_probs, draft.draft_probs, draft.token)
+
+    def rejection_law(self, problem: Problem, target_probs: torch.Tensor, draft: Draft) -> torch.Tensor:
+        return compute_residual(target_probs, draft.draft_probs)
+
+    def bonus_law(self, target_probs: torch.Tensor) -> torch.Tensor:
+        return target_probs
+
+
+def verify_window(
+    rule: AcceptanceRule,
+    problem: Problem,
+    state: JacobiState,
+    window: Window,
+    target_probs: dict[int, torch.Tensor],
+    randomness: Randomness,
+) -> WindowOutcome:
+    """Walk the window left to right under `rule`; stop at the first rejection."""
+    it = state.iteration
+    committed: dict[int, int] = {}
+    proposed: list[int] = []
+    accepted: list[int] = []
+    for i, cell in enumerate(window.cells):
+        p = target_probs[cell]
+        draft = state.drafts[cell]
+        if draft is None:  # the bonus cell: its own fresh sample
+            assert window.bonus and i == len(window.cells) - 1
+            committed[cell] = fresh_sample(rule.bonus_law(p), it, cell, randomness)
+            break
+        proposed.append(cell)
+        accept = rule.acceptance_probability(problem, p, draft)
+        if randomness.bernoulli(accept, EventKey("accept", it, cell)):
+            committed[cell] = draft.token
+            accepted.append(cell)
+            continue
+        correction = rule.rejection_law(problem, p, draft)
+        committed[cell] = randomness.categorical(correction, EventKey("residual", it, cell))
+        return WindowOutcome(committed, tuple(proposed), tuple(accepted), window.cells[i + 1 :])
+    return WindowOutcome(committed, tuple(proposed), tuple(accepted), ())
+
+
+@dataclass(frozen=True)
+class RuleVerifier:
+    """A verifier that walks the window under an acceptance rule (GSD, LANTERN, Jacobi)."""
+
+    rule: AcceptanceRule
+
+    def verify(
+        self,
+        problem: Problem,
+        state: JacobiState,
+        window: Window,
+        target_probs: dict[int, torch.Tensor],
+        randomness: Randomness,
+    ) -> WindowOutcome:
+        return verify_window(self.rule, problem, state, window, target_probs, randomness)
+
+
 class SpeculativeVerifier:
     """Exact speculative verification (spec/speculative.md), one rejection per window."""
 
@@ -44,24 +118,134 @@ class SpeculativeVerifier:
         target_probs: dict[int, torch.Tensor],
         randomness: Randomness,
     ) -> WindowOutcome:
-        it = state.iteration
-        committed: dict[int, int] = {}
-        proposed: list[int] = []
-        accepted: list[int] = []
-        for i, cell in enumerate(window.cells):
-            p = target_probs[cell]
-            draft = state.drafts[cell]
-            if draft is None:  # the bonus cell: its own fresh sample
-                assert window.bonus and i == len(window.cells) - 1
-                committed[cell] = fresh_sample(p, it, cell, randomness)
-                break
-            proposed.append(cell)
-            accept = compute_acceptance_probability(p, draft.draft_probs, draft.token)
-            if randomness.bernoulli(accept, EventKey("accept", it, cell)):
-                committed[cell] = draft.token
-                accepted.append(cell)
-                continue
-            residual = compute_residual(p, draft.draft_probs)
-            committed[cell] = randomness.categorical(residual, EventKey("residual", it, cell))
-            return WindowOutcome(committed, tuple(proposed), tuple(accepted), window.cells[i + 1 :])
-        return WindowOutcome(committed, tuple(proposed), tuple(accepted), ())
+        return verify_window(ExactRule(), problem, state, window, target_probs, randomness)
+
+
+class GreedyRule:
+    """Jacobi's fixed point (spec/jacobi.md): a draft stands iff it is argmax p; otherwise, and
+    for the bonus, argmax p is committed. With greedy Sampling (p one-hot) this is ExactRule."""
+
+    def acceptance_probability(self, problem: Problem, target_probs: torch.Tensor, draft: Draft) -> float:
+        return 1.0 if draft.token == int(target_probs.argmax()) else 0.0
+
+    def rejection_law(self, problem: Problem, target_probs: torch.Tensor, draft: Draft) -> torch.Tensor:
+        return self.bonus_law(target_probs)
+
+    def bonus_law(self, target_probs: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.one_hot(target_probs.argmax(), target_probs.numel()).double()
+
+
+def get_token_embeddings(problem: Problem, strategy: str) -> torch.Tensor:
+    """The model's [V, D] token-embedding table, which relaxed verifiers measure closeness in."""
+    table = getattr(problem.model, "token_embeddings", None)
+    # Verify the model exposes a [V, D] table
+    if not isinstance(table, torch.Tensor):
+        raise UnsupportedStrategyError(
+            f"{strategy} needs model.token_embeddings ([V, D]); {type(problem.model).__name__} has {table!r}"
+        )
+    if table.dim() != 2 or table.shape[0] != problem.model.vocab_size:
+        raise ShapeMismatchError(
+            f"{strategy}: token_embeddings has shape {tuple(table.shape)}, expected [{problem.model.vocab_size}, D]"
+        )
+    return table.to(torch.float64)
+
+
+def compute_unit_distances(table: torch.Tensor) -> torch.Tensor:
+    """[V, V] Euclidean distances between L2-normalised embeddings (each in [0, 2])."""
+    unit = table / table.norm(dim=1, keepdim=True).clamp_min(1e-12)
+    return torch.cdist(unit, unit)
+
+
+def compute_probability_ranks(target_probs: torch.Tensor) -> torch.Tensor:
+    """rank[y] = 0 for the most probable token (ties: lower id first) = its logit rank."""
+    order = torch.sort(target_probs, descending=True, stable=True).indices
+    ranks = torch.empty_like(order)
+    ranks[order] = torch.arange(order.numel())
+    return ranks
+
+
+def _check_non_negative(name: str, value: float) -> None:
+    if not (isinstance(value, (int, float)) and 0.0 <= value < float("inf")):
+        raise InvalidParameterError(f"{name} must be a finite number >= 0, got {value!r}")
+
+
+@dataclass(frozen=True)
+class GroupedRule:
+    """GSD (spec/gsd.md): G(x) = tokens within `rank_window` logit ranks of x, within
+    `prob_window` of p(x) and closer than `embedding_radius` (unit-normalised embeddings);
+    accept x with min(1, sum_G p / sum_G q); residual norm(max(0, p - q)) unchanged (lossy)."""
+
+    rank_window: int = 1
+    prob_window: float = 0.15
+    embedding_radius: float = 1.5
+
+    def __post_init__(self) -> None:
+        # Verify the group bounds
+        if not isinstance(self.rank_window, int) or self.rank_window < 0:
+            raise InvalidParameterError(f"gsd rank_window must be an int >= 0, got {self.rank_window!r}")
+        _check_non_negative("gsd prob_window", self.prob_window)
+        _check_non_negative("gsd embedding_radius", self.embedding_radius)
+
+    def group(self, problem: Problem, target_probs: torch.Tensor, token: int) -> torch.Tensor:
+        """[V] bool: the group G(token) (always contains token)."""
+        distances = compute_unit_distances(get_token_embeddings(problem, "gsd"))[token]
+        ranks = compute_probability_ranks(target_probs)
+        close_rank = (ranks - ranks[token]).abs() <= self.rank_window
+        close_prob = (target_probs - target_probs[token]).abs() <= self.prob_window
+        members = close_rank & close_prob & (distances < self.embedding_radius)
+        members[token] = True
+        return members
+
+    def acceptance_probability(self, problem: Problem, target_probs: torch.Tensor, draft: Draft) -> float:
+        members = self.group(problem, target_probs, draft.token)
+        group_draft = float(draft.draft_probs[members].sum())
+        if float(draft.draft_probs[draft.token]) <= 0.0:
+            raise ProbabilityError(f"draft token {draft.token} has draft probability 0: it cannot have been drawn")
+        return min(1.0, float(target_probs[members].sum()) / group_draft)
+
+    def rejection_law(self, problem: Problem, target_probs: torch.Tensor, draft: Draft) -> torch.Tensor:
+        return compute_residual(target_probs, draft.draft_probs)
+
+    def bonus_law(self, target_probs: torch.Tensor) -> torch.Tensor:
+        return target_probs
+
+
+@dataclass(frozen=True)
+class LatentNeighbourRule:
+    """LANTERN (spec/lantern.md): move onto x the p-mass of its nearest latent neighbours (the
+    k nearest by embedding distance, nearest first) while the moved mass stays <= delta:
+    p~(x) = p(x) + moved; accept with min(1, p~(x) / q(x)); residual unchanged (lossy)."""
+
+    neighbours: int = 1
+    delta: float = 0.1
+
+    def __post_init__(self) -> None:
+        # Verify k >= 1 and the budget is a total variation in [0, 1]
+        if not isinstance(self.neighbours, int) or self.neighbours < 1:
+            raise InvalidParameterError(f"lantern neighbours (k) must be an int >= 1, got {self.neighbours!r}")
+        if not (isinstance(self.delta, (int, float)) and 0.0 <= self.delta <= 1.0):
+            raise InvalidParameterError(f"lantern delta must be in [0, 1], got {self.delta!r}")
+
+    def relaxed_target(self, problem: Problem, target_probs: torch.Tensor, token: int) -> float:
+        """p~(token): p(token) plus the mass of the longest nearest-first neighbour prefix <= delta."""
+        distances = compute_unit_distances(get_token_embeddings(problem, "lantern"))[token].clone()
+        distances[token] = float("inf")
+        k = min(self.neighbours, target_probs.numel() - 1)
+        nearest = torch.sort(distances, stable=True).indices[:k]
+        moved = torch.cumsum(target_probs[nearest], dim=0)
+        within = moved[moved <= self.delta + 1e-15]
+        return float(target_probs[token]) + (float(within[-1]) if within.numel() else 0.0)
+
+    def acceptance_probability(self, problem: Problem, target_probs: torch.Tensor, draft: Draft) -> float:
+        q_d = float(draft.draft_probs[draft.token])
+        if q_d <= 0.0:
+            raise ProbabilityError(
+                f"draft token {draft.token} has draft probability {q_d!r}: it cannot have been drawn"
+            )
+        return min(1.0, self.relaxed_target(problem, target_probs, draft.token) / q_d)
+
+    def rejection_law(self, problem: Problem, target_probs: torch.Tensor, draft: Draft) -> torch.Tensor:
+        return compute_residual(target_probs, draft.draft_probs)
+
+    def bonus_law(self, target_probs: torch.Tensor) -> torch.Tensor:
+        return target_probs

@@ -88,6 +88,7 @@ class MemoModel:
         self.vocab_size = model.vocab_size
         self.num_classes = model.num_classes
         self.num_positions = model.num_positions
+        self.token_embeddings = getattr(model, "token_embeddings", None)  # relaxed verifiers read it
         self.cache: dict[Hashable, torch.Tensor] = {}
         self.calls = 0
 

@@ -1,0 +1,182 @@
+"""`assert_lossless`: one call that fails a test when a decoder's output law is not AR's
+(spec/testing.md). The exact engine decides when the model is small enough to enumerate;
+the statistical engine otherwise, with its false-fail probability `alpha` and stated power."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from ..models.registry import MODELS, ModelCase, build_model
+from ..oracle.exact import LOSSLESS_TOLERANCE, ExactVerdict, check_exact
+from ..oracle.statistical import StatisticalVerdict, statistical_check
+from ..spec.errors import InvalidParameterError, UnsupportedStrategyError
+from ..spec.layout import Layout
+from ..spec.model import Model, Problem
+from ..spec.sampling import Sampling
+from ..spec.strategy import Strategy
+from .adapter import CallableDecoder, DecoderFn, wrap_decoder
+
+Engine = Literal["auto", "exact", "stat"]
+ENGINES: tuple[Engine, ...] = ("auto", "exact", "stat")
+DEFAULT_MODEL = "hash-tiny"
+DEFAULT_BUDGET = 2000  # samples for the statistical engine
+DEFAULT_ALPHA = 1e-6  # false-fail probability of one assert_lossless call (statistical engine)
+EXACT_AUTO_SEQUENCES = 64  # "auto" enumerates when V ** L is at most this many sequences
+
+ModelSpec = str | Problem | ModelCase | Model
+
+
+@dataclass(frozen=True)
+class LosslessReport:
+    """What `assert_lossless` found (returned on a pass; its message is the AssertionError's)."""
+
+    decoder: str
+    engine: str
+    passed: bool
+    verdict: ExactVerdict | StatisticalVerdict
+    message: str
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "decoder": self.decoder,
+            "engine": self.engine,
+            "passed": self.passed,
+            "verdict": self.verdict.to_json(),
+        }
+
+
+def assert_lossless(
+    decoder: Strategy | DecoderFn,
+    model: ModelSpec = DEFAULT_MODEL,
+    *,
+    layout: Layout | None = None,
+    condition: int | None = None,
+    sampling: Sampling | None = None,
+    budget: int = DEFAULT_BUDGET,
+    alpha: float = DEFAULT_ALPHA,
+    engine: Engine = "auto",
+    seed: int = 0,
+) -> LosslessReport:
+    """Raise AssertionError (with TV / p-values / effect sizes / power and a repro snippet)
+    unless `decoder`'s output law equals vanilla AR sampling on `model`."""
+    strategy = as_strategy(decoder)
+    problem = resolve_problem(model, layout, condition, sampling)
+    chosen = choose_engine(strategy, problem, engine)
+    repro = repro_snippet(strategy, model, problem, budget, alpha, chosen, seed)
+    if chosen == "exact":
+        report = exact_report(strategy, problem, repro)
+    else:
+        report = statistical_report(strategy, problem, budget, alpha, seed, repro)
+    if not report.passed:
+        raise AssertionError(report.message)
+    return report
+
+
+def as_strategy(decoder: Strategy | DecoderFn) -> Strategy:
+    if isinstance(decoder, Strategy):
+        return decoder
+    return wrap_decoder(decoder)
+
+
+def resolve_problem(
+    model: ModelSpec, layout: Layout | None, condition: int | None, sampling: Sampling | None
+) -> Problem:
+    """A Problem from a built-in model name, a ModelCase, a Problem, or a Model plus `layout`."""
+    sampling = sampling or Sampling()
+    if isinstance(model, Problem):
+        return model
+    if isinstance(model, str):
+        if model not in MODELS:
+            raise InvalidParameterError(f"unknown model {model!r}; built-in models: {', '.join(MODELS)}")
+        model = build_model(model)
+    if isinstance(model, ModelCase):
+        cond = model.condition if condition is None else condition
+        return Problem(model.model, cond, layout or model.layout, sampling)
+    # Verify a bare model comes with its grid
+    if layout is None:
+        raise InvalidParameterError(f"model {type(model).__name__} needs layout=Layout(height, width)")
+    return Problem(model, condition, layout, sampling)
+
+
+def sequence_count(problem: Problem) -> int:
+    count: int = int(problem.model.vocab_size) ** problem.layout.num_cells
+    return count
+
+
+def choose_engine(strategy: Strategy, problem: Problem, engine: Engine) -> Literal["exact", "stat"]:
+    # Verify the engine name
+    if engine not in ENGINES:
+        raise InvalidParameterError(f"engine must be one of {ENGINES}, got {engine!r}")
+    exact_capable = not isinstance(strategy, CallableDecoder) or strategy.exact_capable
+    if engine == "exact" and not exact_capable:
+        raise UnsupportedStrategyError(
+            f"decoder {strategy.name!r} draws from its own torch.Generator: the exact engine needs every draw "
+            "through the oracle's Randomness (wrap_decoder(fn, randomness='oracle')); use engine='stat'"
+        )
+    if engine == "auto":
+        small = sequence_count(problem) <= EXACT_AUTO_SEQUENCES
+        return "exact" if exact_capable and small else "stat"
+    return engine
+
+
+def exact_report(strategy: Strategy, problem: Problem, repro: str) -> LosslessReport:
+    verdict = check_exact(strategy, problem)
+    return LosslessReport(strategy.name, "exact", verdict.lossless, verdict, exact_message(verdict, repro))
+
+
+def exact_message(verdict: ExactVerdict, repro: str) -> str:
+    status = "is lossless" if verdict.lossless else "is NOT lossless"
+    return "\n".join(
+        [
+            f"decoder {verdict.strategy!r} {status} (exact engine, every random outcome enumerated)",
+            f"  total variation from AR sampling: {verdict.total_variation:.6g} (tolerance {LOSSLESS_TOLERANCE:g})",
+            f"  largest per-cell marginal deviation: {verdict.max_position_deviation:.6g} "
+            f"at cell {verdict.worst_position}",
+            f"  mean forward passes: {verdict.mean_forward_passes:.4g} (AR: {verdict.ar_forward_passes})",
+            "repro:",
+            repro,
+        ]
+    )
+
+
+def statistical_report(
+    strategy: Strategy, problem: Problem, budget: int, alpha: float, seed: int, repro: str
+) -> LosslessReport:
+    verdict = statistical_check(strategy, problem, budget, alpha=alpha, seed=seed)
+    return LosslessReport(
+        strategy.name, "stat", verdict.passed, verdict, statistical_message(strategy, verdict, alpha, repro)
+    )
+
+
+def statistical_message(strategy: Strategy, verdict: StatisticalVerdict, alpha: float, repro: str) -> str:
+    status = "passed" if verdict.passed else "FAILED"
+    lines = [
+        f"decoder {strategy.name!r} {status} the statistical lossless check "
+        f"({verdict.budget} samples, false-fail probability {alpha:g})",
+        f"  {'test':<28} {'statistic':>12} {'p-value':>11} {'alpha':>10} {'effect':>10}",
+    ]
+    for test in verdict.tests:
+        mark = "" if test.passed else "   <-- rejected"
+        lines.append(
+            f"  {test.name:<28} {test.statistic:>12.4g} {test.p_value:>11.3g} {test.alpha:>10.2g} "
+            f"{test.effect_size:>10.3g}{mark}"
+        )
+    lines.append(
+        f"  power: detects w.p. >= 0.99 a per-cell TV >= {verdict.power:.3g}, a pair TV >= {verdict.power_pair:.3g}, "
+        f"a surprise shift >= {verdict.power_surprise:.3g} nats/token ({verdict.reference} reference)"
+    )
+    lines += ["repro:", repro]
+    return "\n".join(lines)
+
+
+def repro_snippet(
+    strategy: Strategy, model: ModelSpec, problem: Problem, budget: int, alpha: float, engine: str, seed: int
+) -> str:
+    model_arg = repr(model) if isinstance(model, str) else "<your model / Problem>"
+    args = [f"<{strategy.name}>", f"model={model_arg}", f"engine={engine!r}"]
+    if problem.sampling != Sampling():
+        args.append(f"sampling={problem.sampling!r}")
+    if engine == "stat":
+        args += [f"budget={budget}", f"alpha={alpha:g}", f"seed={seed}"]
+    return "  from jacobi_oracle.testing import assert_lossless\n  assert_lossless(" + ", ".join(args) + ")"
