@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
+
 from ..spec.model import Problem
 from ..spec.randomness import EventKey, Randomness
-from ..spec.strategy import IterationTrace, SteppedDecoder
+from ..spec.strategy import IterationTrace, PhasedDecoder
 from .keys import causal_query
 
 
@@ -20,7 +22,7 @@ class ARState:
     prefix: tuple[int, ...]  # committed cells 0 .. len(prefix)-1
 
 
-class AutoRegressive(SteppedDecoder[ARState]):
+class AutoRegressive(PhasedDecoder[ARState, ARState, torch.Tensor]):
     name = "ar"
 
     def start(self, problem: Problem) -> ARState:
@@ -32,8 +34,15 @@ class AutoRegressive(SteppedDecoder[ARState]):
     def result(self, problem: Problem, state: ARState) -> tuple[int, ...]:
         return state.prefix
 
-    def step(self, problem: Problem, state: ARState, randomness: Randomness) -> tuple[ARState, IterationTrace]:
-        t = len(state.prefix)
-        target_probs = causal_query(problem, state.prefix)
-        token = randomness.categorical(target_probs, EventKey("sample", t, t))
-        return ARState((*state.prefix, token)), IterationTrace((), (), (t,))
+    def propose(self, problem: Problem, state: ARState, randomness: Randomness) -> ARState:
+        return state  # nothing to draft
+
+    def forward(self, problem: Problem, plan: ARState) -> torch.Tensor:
+        return causal_query(problem, plan.prefix)  # p_t for t = len(prefix)
+
+    def conclude(
+        self, problem: Problem, plan: ARState, output: torch.Tensor, randomness: Randomness
+    ) -> tuple[ARState, IterationTrace]:
+        t = len(plan.prefix)
+        token = randomness.categorical(output, EventKey("sample", t, t))
+        return ARState((*plan.prefix, token)), IterationTrace((), (), (t,))

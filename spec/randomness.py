@@ -45,6 +45,17 @@ def check_probability(p: float, key: EventKey) -> float:
     return min(1.0, max(0.0, p))
 
 
+def check_distribution_values(values: list[float], key: EventKey) -> None:
+    """Verify a list of floats is a distribution: finite, >= 0, sums to 1 within tolerance."""
+    if not values:
+        raise ProbabilityError(f"categorical needs a non-empty vector at {key}")
+    if not all(0.0 <= v < math.inf for v in values):  # also rejects NaN
+        raise ProbabilityError(f"categorical probabilities must be finite and >= 0 at {key}, got {values}")
+    total = math.fsum(values)
+    if abs(total - 1.0) > PROBABILITY_TOLERANCE:
+        raise ProbabilityError(f"categorical probabilities sum to {total!r}, not 1, at {key}")
+
+
 def check_distribution(probs: torch.Tensor, key: EventKey) -> torch.Tensor:
     """Verify `probs` is a 1-D distribution: finite, >= 0, sums to 1 within tolerance."""
     if probs.dim() != 1 or probs.numel() == 0:

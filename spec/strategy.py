@@ -108,14 +108,46 @@ class SteppedDecoder(Generic[StateT]):
         return Decoded(self.result(problem, state), len(traces), tuple(traces))
 
 
+PlanT = TypeVar("PlanT")
+OutT = TypeVar("OutT")
+
+
+class PhasedDecoder(SteppedDecoder[StateT], Generic[StateT, PlanT, OutT]):
+    """A step in three phases: a random proposal, ONE deterministic forward pass, a random
+    conclusion. The exact engine runs the forward pass once per distinct proposal instead of
+    once per random path (the pass is the expensive, deterministic middle)."""
+
+    def propose(self, problem: Problem, state: StateT, randomness: Randomness) -> PlanT:
+        raise NotImplementedError
+
+    def forward(self, problem: Problem, plan: PlanT) -> OutT:
+        raise NotImplementedError
+
+    def conclude(
+        self, problem: Problem, plan: PlanT, output: OutT, randomness: Randomness
+    ) -> tuple[StateT, IterationTrace]:
+        raise NotImplementedError
+
+    def plan_key(self, plan: PlanT) -> Hashable:
+        return freeze(plan)
+
+    def step(self, problem: Problem, state: StateT, randomness: Randomness) -> tuple[StateT, IterationTrace]:
+        plan = self.propose(problem, state, randomness)
+        return self.conclude(problem, plan, self.forward(problem, plan), randomness)
+
+
 def freeze(value: object) -> Hashable:
     """Recursively turn dataclasses, tuples and tensors into nested tuples of plain values."""
     if isinstance(value, torch.Tensor):
-        return ("tensor", tuple(value.shape), tuple(value.reshape(-1).tolist()))
+        return (value.dtype, tuple(value.shape), value.detach().cpu().numpy().tobytes())
     if isinstance(value, (tuple, list)):
+        if all(v is None or type(v) is int for v in value):  # the common case: tokens per cell
+            return tuple(value)
         return tuple(freeze(v) for v in value)
+    if value is None or isinstance(value, (int, float, str, bool)):
+        return value
     fields = getattr(value, "__dataclass_fields__", None)
     if fields is not None:
-        return (type(value).__name__, *tuple(freeze(getattr(value, f)) for f in fields))
+        return (type(value).__name__, *(freeze(getattr(value, f)) for f in fields))
     assert isinstance(value, Hashable), f"cannot freeze {type(value).__name__}"
     return value

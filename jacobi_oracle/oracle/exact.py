@@ -10,9 +10,11 @@ Plain (non-stepped) strategies are enumerated as whole runs, without merging.
 
 from __future__ import annotations
 
+import math
 import time
 from collections import defaultdict
 from collections.abc import Callable, Hashable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import product
 from typing import Any, TypeVar
@@ -22,8 +24,8 @@ import torch
 from ..reference.keys import causal_query
 from ..spec.errors import JacobiOracleError, UnsupportedStrategyError
 from ..spec.model import Model, Problem
-from ..spec.randomness import EventKey, check_distribution, check_probability
-from ..spec.strategy import SteppedDecoder, Strategy
+from ..spec.randomness import EventKey, check_distribution, check_distribution_values, check_probability
+from ..spec.strategy import PhasedDecoder, SteppedDecoder, Strategy
 
 LOSSLESS_TOLERANCE = 1e-12  # total variation below which two exact laws are called equal
 
@@ -56,9 +58,12 @@ class BranchingRandomness:
         return self._choose(outcomes)
 
     def categorical(self, probs: torch.Tensor, key: EventKey) -> int:
-        probs = check_distribution(probs, key)
-        total = float(probs.sum())
-        outcomes = [(i, w / total) for i, w in enumerate(probs.tolist()) if w > 0.0]
+        if probs.dim() != 1:
+            check_distribution(probs, key)  # raises the shape error
+        values = probs.tolist()
+        check_distribution_values(values, key)
+        total = math.fsum(values)
+        outcomes = [(i, w / total) for i, w in enumerate(values) if w > 0.0]
         return self._choose(outcomes)
 
     def siblings(self) -> Iterator[tuple[int, ...]]:
@@ -129,10 +134,27 @@ def _memoised(problem: Problem) -> tuple[Problem, MemoModel]:
     return Problem(memo, problem.condition, problem.layout, problem.sampling), memo
 
 
+@contextmanager
+def single_threaded() -> Iterator[None]:
+    """Enumeration makes millions of tiny tensor ops: intra-op threads only add overhead
+    (30x slower softmax on a busy 2-core machine), so run them on one thread."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 def exact_output_law(
     strategy: Strategy, problem: Problem, progress: Callable[[int, int], None] | None = None
 ) -> ExactLaw:
     """The exact law of `strategy`'s output on `problem` (float64; rounding <= 1e-12)."""
+    with single_threaded():
+        return _exact_output_law(strategy, problem, progress)
+
+
+def _exact_output_law(strategy: Strategy, problem: Problem, progress: Callable[[int, int], None] | None) -> ExactLaw:
     started = time.perf_counter()
     problem, memo = _memoised(problem)
     if isinstance(strategy, SteppedDecoder):
@@ -167,10 +189,7 @@ def _stepped_law(
                 passes[depth] += weight
                 continue
 
-            def run(randomness: BranchingRandomness, state: Any = state) -> Any:
-                return strategy.step(problem, state, randomness)[0]
-
-            for prob, after in enumerate_outcomes(run):
+            for prob, after in _step_outcomes(strategy, problem, state):
                 key = strategy.state_key(after)
                 held = following.get(key)
                 following[key] = (after, prob * weight + (held[1] if held else 0.0))
@@ -181,6 +200,26 @@ def _stepped_law(
         if depth > limit and frontier:
             raise JacobiOracleError(f"{strategy.name} still running after {limit} passes on {limit} cells")
     return law, passes, explored
+
+
+def _step_outcomes(strategy: SteppedDecoder[Any], problem: Problem, state: Any) -> Iterator[tuple[float, Any]]:
+    """The law of the state after one step. Phased decoders: one forward pass per proposal."""
+    if not isinstance(strategy, PhasedDecoder):
+        yield from enumerate_outcomes(lambda r: strategy.step(problem, state, r)[0])
+        return
+    plans: dict[Hashable, tuple[Any, float]] = {}
+    for prob, plan in enumerate_outcomes(lambda r: strategy.propose(problem, state, r)):
+        key = strategy.plan_key(plan)
+        held = plans.get(key)
+        plans[key] = (plan, prob + (held[1] if held else 0.0))
+    for plan, plan_prob in plans.values():
+        output = strategy.forward(problem, plan)
+
+        def conclude(r: BranchingRandomness, plan: Any = plan, output: Any = output) -> Any:
+            return strategy.conclude(problem, plan, output, r)[0]
+
+        for prob, after in enumerate_outcomes(conclude):
+            yield plan_prob * prob, after
 
 
 def _whole_run_law(strategy: Strategy, problem: Problem) -> tuple[Law, dict[int, float], int]:
@@ -200,17 +239,18 @@ def exact_ar_law(problem: Problem) -> Law:
     """The AR law p(x) = prod_t p(x_t | x_<t), by walking the prefix tree."""
     problem, _ = _memoised(problem)
     law: Law = {}
-
-    def walk(prefix: tuple[int, ...], weight: float) -> None:
-        if len(prefix) == problem.layout.num_cells:
-            law[prefix] = weight
-            return
-        for token, p in enumerate(causal_query(problem, prefix).tolist()):
-            if p > 0.0:
-                walk((*prefix, token), weight * p)
-
-    walk((), 1.0)
+    with single_threaded():
+        _walk_prefixes(problem, (), 1.0, law)
     return law
+
+
+def _walk_prefixes(problem: Problem, prefix: tuple[int, ...], weight: float, law: Law) -> None:
+    if len(prefix) == problem.layout.num_cells:
+        law[prefix] = weight
+        return
+    for token, p in enumerate(causal_query(problem, prefix).tolist()):
+        if p > 0.0:
+            _walk_prefixes(problem, (*prefix, token), weight * p, law)
 
 
 @dataclass(frozen=True)
