@@ -373,6 +373,8 @@ class LlamaGen(nn.Module):
                 f"query {q} for position {t} sees {int(count[q])} keys at position {t - 1}; a next-token model "
                 "answers it from exactly one visible key there"
             )
+        if previous.shape[1] == 0:  # no keys: every query is for position 0
+            return torch.zeros_like(query_positions)
         return torch.where(query_positions > 0, previous.to(torch.long).argmax(dim=1) + 1, 0)
 
     def _shared_rows(

@@ -1,0 +1,293 @@
+"""Accelerated raster-window decoders (AR, SJD): static shapes, device-side verification.
+
+    state   = prefill(...)                          tensors, no model call
+    while not all samples finished:                 the ONE host sync per iteration
+        fill_drafts(state)                          init drafts (keyed "init"), on device
+        logits = backend.window_logits(state)       ONE forward pass, all samples, CFG batch-doubled
+        p      = target_probs(logits)               spec Sampling math, on device
+        verify_and_refresh(state, p)                accept / residual / bonus / refresh, vectorised
+
+Every random decision uses the event key the reference uses (accelerated/noise.py), so on
+float64 the tokens equal reference/'s token for token. Batch > 1 is per-sample exact: each
+sample has its own frontier and commits its own accepted count (no minimum over the batch).
+
+Backends: `CachedLlamaGen` keeps a static KV cache (slot 0 = class, 1 + p = position p, then
+W scratch slots where padded inputs write); rollback is by pointer: slots at or after a
+sample's frontier are masked out, so rejected drafts cost nothing to undo. `QueryBackend`
+answers through the spec Model contract (any model, no cache; for the toy models).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+import torch
+
+from ..models.llamagen import LlamaGen
+from ..spec.acceptance import RESIDUAL_MASS_FLOOR
+from ..spec.errors import InvalidParameterError, UnsupportedStrategyError
+from ..spec.layout import Layout
+from ..spec.model import Model, Problem
+from ..spec.randomness import Randomness
+from ..spec.sampling import Sampling
+from ..spec.strategy import Decoded, IterationTrace
+from .noise import keyed_categorical, keyed_uniforms, sample_streams
+
+
+@dataclass
+class WindowState:
+    tokens: torch.Tensor  # [B, L + W] long: committed token or current draft per cell (W scratch cells)
+    has_draft: torch.Tensor  # [B, L + W] bool
+    draft_probs: torch.Tensor  # [B, L + W, V] q of each current draft
+    frontier: torch.Tensor  # [B] long: first uncommitted cell (L when finished)
+    cells: torch.Tensor  # [B, W] long: this iteration's window cells (frontier + 0 .. W-1)
+    iteration: int = 0
+
+
+class Backend(Protocol):
+    def window_logits(self, state: WindowState, drafted: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """[B, W, V] conditional (and unconditional, with CFG) logits at the window cells."""
+        ...
+
+
+# -- backends --------------------------------------------------------------------------------
+class CachedLlamaGen:
+    def __init__(self, model: LlamaGen, class_ids: torch.Tensor, cfg: bool, num_cells: int, window: int):
+        self.model = model
+        self.num_cells = num_cells
+        self.class_ids = torch.cat([class_ids, torch.full_like(class_ids, model.num_classes)]) if cfg else class_ids
+        self.caches = model.new_caches(self.class_ids.numel(), scratch=window)  # k, v: [B2, H, 1 + L + W, D]
+        self.scratch = 1 + model.num_positions + torch.arange(window, device=class_ids.device)  # [W]
+        self.key_slots = torch.arange(1 + model.num_positions + window, device=class_ids.device)  # [K]
+
+    def window_logits(self, state: WindowState, drafted: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        # input i feeds the token at position cells[:, i] - 1 (the class at slot 0) and answers cells[:, i]
+        cells = state.cells  # [B, W]
+        valid = cells < self.num_cells
+        inputs = state.tokens.gather(1, (cells - 1).clamp(min=0))  # [B, W]
+        slots = torch.where(valid, cells, self.scratch)  # [B, W]; padded inputs write scratch slots
+        visible = (self.key_slots <= slots[:, :, None]) | (self.key_slots == 0)  # [B, W, K]: causal over the cache
+        reps = self.class_ids.numel() // cells.shape[0]  # 2 with CFG: [cond; uncond]
+        inputs, slots, visible = inputs.repeat(reps, 1), slots.repeat(reps, 1), visible.repeat(reps, 1, 1)
+        x = self.model.embed(inputs, slots, self.class_ids)  # [B2, W, dim]
+        logits = self.model.head(self.model.run(x, slots, visible[:, None], self.caches))  # [B2, W, V]
+        if reps == 1:
+            return logits, None
+        cond, uncond = logits.chunk(2)
+        return cond, uncond
+
+
+class QueryBackend:
+    """Any spec Model through its query contract, no cache: keys = committed cells, the
+    window's drafts and the layout's end-of-row tokens; causal visibility."""
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = problems
+
+    def window_logits(self, state: WindowState, drafted: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        cond, uncond = [], []
+        vocab = state.draft_probs.shape[-1]
+        for b, problem in enumerate(self.problems):
+            layout = problem.layout
+            frontier = int(state.frontier[b])
+            if frontier >= layout.num_cells:  # finished: nothing to ask
+                cond.append(torch.zeros(state.cells.shape[1], vocab, dtype=torch.float64))
+                uncond.append(cond[-1])
+                continue
+            key_cells = list(range(frontier)) + state.cells[b][drafted[b]].tolist()
+            fixed = layout.fixed_keys()
+            positions = torch.tensor([p for p, _ in fixed] + [layout.position(c) for c in key_cells], dtype=torch.long)
+            tokens = torch.tensor([t for _, t in fixed] + state.tokens[b, key_cells].tolist(), dtype=torch.long)
+            cells = state.cells[b].clamp(max=layout.num_cells - 1)
+            queries = torch.tensor([layout.position(int(c)) for c in cells], dtype=torch.long)
+            visible = positions[None, :] < queries[:, None]  # [W, N]
+            model = problem.model
+            cond.append(model.logits(problem.condition, tokens, positions, queries, visible).to(torch.float64))
+            if problem.sampling.uses_cfg:
+                uncond.append(model.logits(None, tokens, positions, queries, visible).to(torch.float64))
+        return torch.stack(cond), torch.stack(uncond) if self.problems[0].sampling.uses_cfg else None
+
+
+# -- stages -----------------------------------------------------------------------------------
+def prefill(num_samples: int, num_cells: int, window: int, vocab: int, device: torch.device) -> WindowState:
+    """Preallocate the decoding state (a class-conditional prefix needs no model call here:
+    the class slot is the first input of the first window pass)."""
+    width = num_cells + window
+    frontier = torch.zeros(num_samples, dtype=torch.long, device=device)
+    return WindowState(
+        tokens=torch.zeros(num_samples, width, dtype=torch.long, device=device),
+        has_draft=torch.zeros(num_samples, width, dtype=torch.bool, device=device),
+        draft_probs=torch.zeros(num_samples, width, vocab, dtype=torch.float64, device=device),
+        frontier=frontier,
+        cells=frontier[:, None] + torch.arange(window, device=device),
+    )
+
+
+def window_roles(state: WindowState, num_cells: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """[B, W] bool masks: cells in the grid, and cells drafted before the pass: all but the
+    window's last; the last too when it carries a draft (refreshed; then there is no bonus)."""
+    valid = state.cells < num_cells
+    last = valid.sum(dim=1, keepdim=True) - 1  # [B, 1] index of the bonus cell
+    before_last = torch.arange(state.cells.shape[1], device=valid.device) < last
+    drafted = valid & (before_last | state.has_draft.gather(1, state.cells))
+    return valid, drafted
+
+
+def fill_drafts(state: WindowState, drafted: torch.Tensor, streams: torch.Tensor, q_rule: str) -> None:
+    """Step 2: a uniformly random draft (keyed "init") for every drafted cell without one."""
+    b, w = state.cells.shape
+    vocab = state.draft_probs.shape[-1]
+    need = drafted & ~state.has_draft.gather(1, state.cells)  # [B, W]
+    uniform = torch.full((b, w, vocab), 1.0 / vocab, dtype=torch.float64, device=need.device)
+    token = keyed_categorical(streams, "init", state.iteration, state.cells, uniform)  # [B, W]
+    q = uniform if q_rule == "uniform" else torch.nn.functional.one_hot(token, vocab).to(torch.float64)
+    _write(state, need, token, q, has_draft=True)
+
+
+def target_probs(sampling: Sampling, cond: torch.Tensor, uncond: torch.Tensor | None) -> torch.Tensor:
+    """Step 3: [B, W, V] logits -> [B, W, V] float64 target probs (spec Sampling, on device)."""
+    flat = sampling.compute_target_probs(
+        cond.flatten(0, 1).to(torch.float64), None if uncond is None else uncond.flatten(0, 1).to(torch.float64)
+    )
+    return flat.view(cond.shape)
+
+
+def compute_residuals(target: torch.Tensor, draft_probs: torch.Tensor) -> torch.Tensor:
+    """[..., V]: norm(max(0, p - q)), or p itself where that mass is numerically empty (spec/acceptance.py)."""
+    excess = (target - draft_probs).clamp(min=0.0)
+    mass = excess.sum(dim=-1, keepdim=True)
+    return torch.where(mass > RESIDUAL_MASS_FLOOR, excess / mass, target / target.sum(dim=-1, keepdim=True))
+
+
+def verify_and_refresh(
+    state: WindowState,
+    target: torch.Tensor,
+    valid: torch.Tensor,
+    drafted: torch.Tensor,
+    streams: torch.Tensor,
+    bonus_purpose: str,
+) -> torch.Tensor:
+    """Steps 4-5, all samples and window cells at once; returns [B] the index k of the committed
+    correction / bonus (cells frontier .. frontier + k are committed)."""
+    it, cells = state.iteration, state.cells
+    draft = state.tokens.gather(1, cells)  # [B, W]
+    q = state.draft_probs.gather(1, cells[:, :, None].expand_as(target))  # [B, W, V]
+    p_d, q_d = target.gather(2, draft[:, :, None])[..., 0], q.gather(2, draft[:, :, None])[..., 0]
+    accept_prob = torch.where(drafted, (p_d / q_d.clamp(min=1e-300)).clamp(max=1.0), 0.0)
+    accepted = (keyed_uniforms(streams, "accept", it, cells) < accept_prob) & drafted  # [B, W]
+    k = accepted.long().cumprod(dim=1).sum(dim=1)  # [B]: leading accepted drafts = first rejection / bonus
+    residual_token = keyed_categorical(streams, "residual", it, cells, compute_residuals(target, q))
+    fresh_token = keyed_categorical(streams, "fresh", it, cells, target)
+    bonus_token = (
+        fresh_token if bonus_purpose == "fresh" else keyed_categorical(streams, bonus_purpose, it, cells, target)
+    )
+    position = torch.arange(cells.shape[1], device=cells.device)[None, :]  # [1, W]
+    corrected = torch.where(drafted, residual_token, bonus_token)
+    committed_token = torch.where(position < k[:, None], draft, corrected)
+    commit = valid & (position <= k[:, None])
+    _write(state, commit, committed_token, q, has_draft=False)
+    _write(state, valid & ~commit, fresh_token, target, has_draft=True)  # refinement: next draft y ~ p, q = p
+    return k
+
+
+def _write(state: WindowState, where: torch.Tensor, token: torch.Tensor, q: torch.Tensor, has_draft: bool) -> None:
+    # masked scatter at the window cells: [B, W] where / token, [B, W, V] q (cells are distinct per row)
+    cells = state.cells
+    state.tokens.scatter_(1, cells, torch.where(where, token, state.tokens.gather(1, cells)))
+    state.has_draft.scatter_(1, cells, torch.where(where, has_draft, state.has_draft.gather(1, cells)))
+    old_q = state.draft_probs.gather(1, cells[:, :, None].expand_as(q))
+    state.draft_probs.scatter_(1, cells[:, :, None].expand_as(q), torch.where(where[:, :, None], q, old_q))
+
+
+# -- the strategy -----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class AcceleratedWindowDecoder:
+    """AR (window 1, keyed "sample") or SJD (window W, random drafts, exact verification)."""
+
+    name: str
+    window: int
+    draft_q: Literal["one-hot", "uniform"] = "one-hot"
+    bonus_purpose: str = "fresh"
+    use_cache: bool = True
+
+    def __post_init__(self) -> None:
+        # Verify the window holds at least the bonus cell
+        if not isinstance(self.window, int) or self.window < 1:
+            raise InvalidParameterError(f"window must be an int >= 1, got {self.window!r}")
+
+    def decode(
+        self, model: Model, condition: int | None, layout: Layout, sampling: Sampling, randomness: Randomness
+    ) -> Decoded:
+        return self.decode_batch(model, [condition], layout, sampling, [randomness])[0]
+
+    def decode_batch(
+        self,
+        model: Model,
+        conditions: list[int | None],
+        layout: Layout,
+        sampling: Sampling,
+        randomness: list[Randomness],
+    ) -> list[Decoded]:
+        """One image per (condition, randomness) pair, decoded together."""
+        # Verify one noise stream per sample and a valid problem for each
+        if len(conditions) != len(randomness) or not conditions:
+            raise InvalidParameterError(
+                f"need one randomness per condition, got {len(conditions)} and {len(randomness)}"
+            )
+        problems = [Problem(model, c, layout, sampling) for c in conditions]
+        backend, device = self._backend(model, problems)
+        streams = sample_streams(randomness, device)
+        num_cells = layout.num_cells
+        state = prefill(len(problems), num_cells, self.window, model.vocab_size, device)
+        records: list[tuple[torch.Tensor, ...]] = []
+        while not bool((state.frontier >= num_cells).all()):  # the one host sync per iteration
+            valid, drafted = window_roles(state, num_cells)
+            fill_drafts(state, drafted, streams, self.draft_q)
+            cond, uncond = backend.window_logits(state, drafted)
+            target = target_probs(sampling, cond, uncond)
+            k = verify_and_refresh(state, target, valid, drafted, streams, self.bonus_purpose)
+            n = valid.sum(dim=1)  # [B] window cells
+            records.append((state.frontier.clone(), k, n, drafted.sum(dim=1)))
+            state.frontier += torch.minimum(k + 1, n)
+            state.cells = state.frontier[:, None] + torch.arange(self.window, device=device)
+            state.iteration += 1
+        return self._results(state, records, num_cells)
+
+    def _backend(self, model: Model, problems: list[Problem]) -> tuple[Backend, torch.device]:
+        layout = problems[0].layout
+        if self.use_cache and isinstance(model, LlamaGen):
+            # Verify the cache can hold the grid (positions = cells: no end-of-row tokens)
+            if layout.end_of_row_token is not None:
+                raise UnsupportedStrategyError("the LlamaGen cache path has no end-of-row tokens; use a plain layout")
+            device = model.output.weight.device
+            classes = torch.tensor([model.class_index(p.condition) for p in problems], device=device)
+            cfg = problems[0].sampling.uses_cfg
+            return CachedLlamaGen(model, classes, cfg, layout.num_cells, self.window), device
+        return QueryBackend(problems), torch.device("cpu")
+
+    @staticmethod
+    def _results(state: WindowState, records: list[tuple[torch.Tensor, ...]], num_cells: int) -> list[Decoded]:
+        tokens = state.tokens[:, :num_cells].tolist()
+        history = [tuple(t.tolist() for t in record) for record in records]  # one transfer at the end
+        out = []
+        for b, row in enumerate(tokens):
+            traces = []
+            for frontier, k, n, num_drafted in history:
+                f, kb, nb, db = frontier[b], k[b], n[b], num_drafted[b]
+                if f >= num_cells:
+                    break
+                proposed, accepted = range(f, f + min(kb + 1, db)), range(f, f + kb)
+                traces.append(IterationTrace(tuple(proposed), tuple(accepted), tuple(range(f, f + min(kb + 1, nb)))))
+            out.append(Decoded(tuple(row), len(traces), tuple(traces)))
+        return out
+
+
+def accelerated_ar(use_cache: bool = True) -> AcceleratedWindowDecoder:
+    return AcceleratedWindowDecoder("ar", 1, bonus_purpose="sample", use_cache=use_cache)
+
+
+def accelerated_sjd(
+    window: int = 3, q: Literal["one-hot", "uniform"] = "one-hot", use_cache: bool = True
+) -> AcceleratedWindowDecoder:
+    return AcceleratedWindowDecoder("sjd" if q == "one-hot" else "sjd-uniform", window, draft_q=q, use_cache=use_cache)
