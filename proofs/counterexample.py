@@ -1,0 +1,75 @@
+"""A broken SJD whose drafts are verified against a q they were not drawn from.
+
+The drafter draws its initial draft uniformly at random but *records* a non-uniform q (here
+q(0) = 1/2 and the rest shared equally). Verification with (A) then accepts token 0 too rarely
+and the others too often: the precondition of spec/speculative.md is broken, and the exact
+engine measures the damage. Run: `python -m jacobi_oracle.proofs.counterexample [--json]`
+(exit code 1: lossy).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import dataclass
+
+import torch
+
+from ..models.registry import build_model
+from ..oracle.exact import ExactVerdict, check_exact
+from ..reference.composed import ComposedStrategy
+from ..reference.drafters import FreshSampleRefresher
+from ..reference.masks import CausalMask
+from ..reference.schedules import RasterWindow
+from ..reference.state import Draft, JacobiState
+from ..reference.verifiers import SpeculativeVerifier
+from ..spec.model import Problem
+from ..spec.randomness import EventKey, Randomness
+from ..spec.sampling import Sampling
+
+
+@dataclass(frozen=True)
+class MislabelledDrafter:
+    """Draws uniformly, records q = (1/2, 1/(2(V-1)), ...): the bug class 'q is not the law'."""
+
+    def initial_draft(self, problem: Problem, state: JacobiState, cell: int, randomness: Randomness) -> Draft:
+        vocab = problem.model.vocab_size
+        uniform = torch.full((vocab,), 1.0 / vocab, dtype=torch.float64)
+        token = randomness.categorical(uniform, EventKey("init", state.iteration, cell))
+        claimed = torch.full((vocab,), 0.5 / (vocab - 1), dtype=torch.float64)
+        claimed[0] = 0.5
+        return Draft(token, claimed)
+
+
+def mislabelled_sjd(window: int = 3) -> ComposedStrategy:
+    return ComposedStrategy(
+        "sjd-mislabelled-q",
+        RasterWindow(window),
+        MislabelledDrafter(),
+        SpeculativeVerifier(),
+        FreshSampleRefresher(),
+        CausalMask(),
+    )
+
+
+def counterexample_verdict() -> ExactVerdict:
+    case = build_model("hash")
+    problem = Problem(case.model, case.condition, case.layout, Sampling())
+    return check_exact(mislabelled_sjd(), problem, model_name="hash")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    verdict = counterexample_verdict()
+    if args.json:
+        print(json.dumps(verdict.to_json(), indent=2))
+    else:
+        print(f"{verdict.strategy}: total variation {verdict.total_variation:.6g}, lossless={verdict.lossless}")
+    return 0 if verdict.lossless else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
