@@ -159,3 +159,40 @@ def test_lpd_preset_is_registered_as_lossy() -> None:
     assert "lpd" in PRESETS and not PRESETS["lpd"].lossless
     decoder = build_preset("lpd", steps=3, order_seed=1)
     assert isinstance(decoder, LPDDecoder) and decoder.steps == 3
+
+
+def test_batched_queries_answer_like_single_queries() -> None:
+    """The transformer pads distinct contexts into one batch; padding must change no answer."""
+    model = PositionQueryTransformer(vocab_size=3, num_positions=9, dim=16, heads=2, layers=2, seed=5)
+    gen = torch.Generator().manual_seed(0)
+    key_positions = torch.tensor([0, 2, 4, 5, 7])
+    key_tokens = torch.randint(3, (5,), generator=gen)
+    query_positions = torch.tensor([1, 3, 6, 8])
+    visible = torch.rand(4, 5, generator=gen) < 0.6
+    together = model.logits(0, key_tokens, key_positions, query_positions, visible)
+    for q in range(4):
+        alone = model.logits(
+            0,
+            key_tokens[visible[q]],
+            key_positions[visible[q]],
+            query_positions[q : q + 1],
+            visible[q : q + 1, visible[q]],
+        )
+        assert torch.allclose(together[q], alone[0], rtol=0, atol=1e-12), f"query {q}: {together[q]} != {alone[0]}"
+
+
+def test_training_batches_split_each_image_into_context_and_one_group() -> None:
+    from jacobi_oracle.models.lpd_train import sample_batch
+
+    tokens = torch.arange(5)[:, None] * 16 + torch.arange(16)  # token = image * 16 + cell
+    labels = torch.tensor([3, 1, 4, 1, 0])
+    gen = torch.Generator().manual_seed(0)
+    cls, ct, cp, qp, cv, qv, target = sample_batch(tokens, labels, 5, 8, gen)
+    for r in range(8):
+        context = set(cp[r, cv[r]].tolist())
+        group = qp[r, qv[r]].tolist()
+        image = int(target[r, 0]) // 16
+        assert not context & set(group) and len(group) >= 1, f"row {r}: context {context}, group {group}"
+        assert target[r, qv[r]].tolist() == [image * 16 + c for c in group]
+        assert ct[r, cv[r]].tolist() == [image * 16 + c for c in cp[r, cv[r]].tolist()]
+        assert int(cls[r]) in (int(labels[image]), 5), f"row {r}: class {int(cls[r])} for image {image}"

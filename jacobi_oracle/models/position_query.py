@@ -154,21 +154,23 @@ class PositionQueryTransformer(torch.nn.Module):
         query_positions: torch.Tensor,
         visible: torch.Tensor,
     ) -> torch.Tensor:
-        cls = self.num_classes if condition is None else condition
-        out = torch.zeros(query_positions.numel(), self.vocab_size, dtype=torch.float64)
-        done: dict[tuple[tuple[bool, ...], tuple[int, ...]], dict[int, torch.Tensor]] = {}
+        # queries with the same context and the same query slots share one computation (row)
+        rows: dict[tuple[tuple[bool, ...], tuple[int, ...]], tuple[torch.Tensor, torch.Tensor]] = {}
+        row_of: list[tuple[tuple[tuple[bool, ...], tuple[int, ...]], int]] = []
+        for q, position in enumerate(query_positions.tolist()):
+            tokens, positions, slots = split_query_keys(key_tokens, key_positions, visible[q], position)
+            share = (tuple((visible[q] & (key_tokens != QUERY_TOKEN)).tolist()), tuple(sorted(slots)))
+            rows.setdefault(share, (tokens, positions))
+            row_of.append((share, share[1].index(position)))
+        if not row_of:
+            return torch.zeros(0, self.vocab_size, dtype=torch.float64)
+        shares = list(rows)
+        cls = torch.full((len(shares),), self.num_classes if condition is None else condition)
+        batch = pad_rows([rows[sh] for sh in shares], [sh[1] for sh in shares])
         with torch.no_grad():
-            for q, position in enumerate(query_positions.tolist()):
-                tokens, positions, slots = split_query_keys(key_tokens, key_positions, visible[q], position)
-                # queries with the same context and the same query slots share one computation
-                share = (tuple((visible[q] & (key_tokens != QUERY_TOKEN)).tolist()), tuple(sorted(slots)))
-                if share not in done:
-                    answer = self.forward_slots(
-                        torch.tensor([cls]), tokens[None], positions[None], torch.tensor([sorted(slots)])
-                    )[0]
-                    done[share] = dict(zip(sorted(slots), answer.to(torch.float64), strict=True))
-                out[q] = done[share][position]
-        return out
+            answers = self.forward_slots(cls, *batch)  # [R, G, V]
+        index = {sh: r for r, sh in enumerate(shares)}
+        return torch.stack([answers[index[sh], slot] for sh, slot in row_of]).to(torch.float64)
 
     def forward_slots(
         self,
@@ -177,19 +179,20 @@ class PositionQueryTransformer(torch.nn.Module):
         context_positions: torch.Tensor,
         query_positions: torch.Tensor,
         context_valid: torch.Tensor | None = None,
+        query_valid: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """[B], [B, N], [B, N], [B, G] (, [B, N] padding) -> [B, G, V] logits, one per query slot."""
+        """[B], [B, N], [B, N], [B, G] (, [B, N], [B, G] padding masks) -> [B, G, V] logits per query slot."""
         b, n = context_tokens.shape
         g = query_positions.shape[1]
         context = self.tok_emb[context_tokens] + self.pos_emb[context_positions]  # [B, N, D]
         queries = self.query_emb + self.pos_emb[query_positions]  # [B, G, D]
         x = torch.cat([self.cls_emb[cls][:, None], context, queries], dim=1)  # [B, S, D]
         attend = compute_slot_attention(n, g).expand(b, -1, -1)  # [B, S, S]
-        if context_valid is not None:
-            readable = torch.cat(
-                [torch.ones(b, 1, dtype=torch.bool), context_valid, torch.ones(b, g, dtype=torch.bool)], 1
-            )
-            attend = attend & readable[:, None, :]
+        if context_valid is not None or query_valid is not None:
+            ones = torch.ones(b, 1, dtype=torch.bool)
+            c_ok = torch.ones(b, n, dtype=torch.bool) if context_valid is None else context_valid
+            q_ok = torch.ones(b, g, dtype=torch.bool) if query_valid is None else query_valid
+            attend = attend & torch.cat([ones, c_ok, q_ok], 1)[:, None, :]  # padding is read by no slot
         for qkv, proj, up, down in zip(self.qkv, self.proj, self.up, self.down, strict=True):
             x = x + self._attention(F.layer_norm(x, x.shape[-1:]), qkv, proj, attend)
             x = x + F.gelu(F.layer_norm(x, x.shape[-1:]) @ up) @ down
@@ -203,3 +206,25 @@ class PositionQueryTransformer(torch.nn.Module):
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=attend[:, None])
         out: torch.Tensor = y.transpose(1, 2).reshape(b, s, d) @ proj
         return out
+
+
+def pad_rows(
+    contexts: list[tuple[torch.Tensor, torch.Tensor]], queries: list[tuple[int, ...]]
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Rows of (context tokens, positions) and query positions -> padded batch tensors:
+    context tokens, context positions, query positions [B, G], context valid, query valid."""
+    b = len(contexts)
+    n = max((len(t) for t, _ in contexts), default=0)
+    g = max(len(q) for q in queries)
+    tokens = torch.zeros(b, n, dtype=torch.long)
+    positions = torch.zeros(b, n, dtype=torch.long)
+    query_positions = torch.zeros(b, g, dtype=torch.long)
+    context_valid = torch.zeros(b, n, dtype=torch.bool)
+    query_valid = torch.zeros(b, g, dtype=torch.bool)
+    for r, ((tok, pos), qs) in enumerate(zip(contexts, queries, strict=True)):
+        tokens[r, : len(tok)] = tok
+        positions[r, : len(pos)] = pos
+        context_valid[r, : len(tok)] = True
+        query_positions[r, : len(qs)] = torch.tensor(qs, dtype=torch.long)
+        query_valid[r, : len(qs)] = True
+    return tokens, positions, query_positions, context_valid, query_valid
