@@ -8,10 +8,10 @@ import sys
 from collections.abc import Sequence
 
 from ..spec.errors import JacobiOracleError
-from . import check, strategies, vectors
+from . import check, falsefail, mutants, strategies, vectors
 from .common import Command
 
-COMMANDS: list[Command] = [strategies.COMMAND, check.COMMAND, vectors.COMMAND]
+COMMANDS: list[Command] = [strategies.COMMAND, check.COMMAND, vectors.COMMAND, mutants.COMMAND, falsefail.COMMAND]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,247 @@
+"""`statistical_check`: is a strategy's output law the AR law? Judged from samples.
+
+The family of sub-tests (spec/statistical_oracle.md):
+    support             no token impossible under AR            (false-fail probability 0)
+    position[t]         per-cell law: exact (enumerated) or two-sample against AR samples
+    pair[a,b]           adjacent-pair joint laws, the same way
+    pit-chi2, pit-ks    teacher-forced randomised PIT ~ Uniform(0, 1)
+    surprise            the surprise martingale z-test
+    accept-hazard       verifier: acceptance counts vs alpha = sum min(p, q)   (ComposedStrategy)
+    residual-pit        verifier: residual tokens ~ norm(max(0, p - q))
+    bonus-pit           verifier: bonus tokens ~ p
+Each is judged at alpha / (family size) (Bonferroni), so the whole check fails a lossless
+strategy with probability <= alpha.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ...reference.ar import AutoRegressive
+from ...spec.model import Problem
+from ...spec.strategy import Strategy
+from ..exact import exact_ar_law
+from .counts import CountTables, adjacent_pairs, bucket_of, count_samples, from_fixed
+from .power import check_budget, compute_min_detectable_shift, compute_min_detectable_tv
+from .tests import (
+    FloatArray,
+    TestResult,
+    acceptance_hazard,
+    finite_or_none,
+    goodness_of_fit,
+    homogeneity,
+    pit_ks,
+    pit_uniformity,
+    surprise_martingale,
+)
+
+ENUMERATION_LIMIT = 4096  # V^L up to this: the AR marginals are computed exactly
+REFERENCE_OFFSET = 1 << 40  # AR reference samples use sample indices from here (disjoint noise)
+
+
+@dataclass(frozen=True)
+class ReferenceLaw:
+    """What the token tables are compared with: exact marginals, or AR sample counts."""
+
+    position: FloatArray | None  # [L, Bp] exact per-cell law (bucketed)
+    pairs: FloatArray | None  # [P, Bq, Bq] exact pair laws
+    samples: CountTables | None  # AR reference counts (two-sample mode)
+
+    @property
+    def mode(self) -> str:
+        return "exact" if self.samples is None else "two-sample"
+
+
+def is_enumerable(problem: Problem) -> bool:
+    return float(problem.model.vocab_size) ** problem.layout.num_cells <= ENUMERATION_LIMIT
+
+
+def compute_exact_marginals(problem: Problem, tables: CountTables) -> ReferenceLaw:
+    """Per-cell and adjacent-pair laws of AR sampling, from the exact law by enumeration."""
+    vocab = problem.model.vocab_size
+    bp, bq = tables.position.shape[1], tables.pairs.shape[1]
+    position = np.zeros(tables.position.shape)
+    pairs = np.zeros(tables.pairs.shape)
+    pair_cells = adjacent_pairs(problem)
+    for sequence, weight in exact_ar_law(problem).items():
+        for cell, token in enumerate(sequence):
+            position[cell, bucket_of(token, vocab, bp)] += weight
+        for i, (a, b) in enumerate(pair_cells):
+            pairs[i, bucket_of(sequence[a], vocab, bq), bucket_of(sequence[b], vocab, bq)] += weight
+    return ReferenceLaw(position, pairs, None)
+
+
+def reference_law(
+    problem: Problem, tables: CountTables, budget: int, seed: int, progress: Callable[[int], None] | None
+) -> ReferenceLaw:
+    if is_enumerable(problem):
+        return compute_exact_marginals(problem, tables)
+    indices = range(REFERENCE_OFFSET, REFERENCE_OFFSET + budget)
+    return ReferenceLaw(None, None, count_samples(AutoRegressive(), problem, indices, seed, False, progress))
+
+
+@dataclass(frozen=True)
+class StatisticalVerdict:
+    strategy: str
+    model: str
+    passed: bool
+    tests: list[TestResult]
+    budget: int
+    alpha: float
+    power: float  # smallest per-position TV detected with probability >= 0.99
+    power_pair: float  # the same for an adjacent-pair joint law
+    power_surprise: float  # smallest surprise shift (nats / token) detected w.p. >= 0.99
+    reference: str  # "exact" marginals or "two-sample" against AR
+    seconds: float
+    engine: str = "stat"
+    counts: CountTables | None = field(default=None, repr=False)
+
+    @property
+    def lossless(self) -> bool:
+        return self.passed
+
+    def failed_tests(self) -> list[TestResult]:
+        return [t for t in self.tests if not t.passed]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "strategy": self.strategy,
+            "model": self.model,
+            "engine": self.engine,
+            "total_variation": None,
+            "lossless": self.passed,
+            "passed": self.passed,
+            "budget": self.budget,
+            "alpha": self.alpha,
+            "power": self.power,
+            "power_pair": self.power_pair,
+            "power_surprise": self.power_surprise,
+            "reference": self.reference,
+            "seconds": self.seconds,
+            "p_values": {t.name: t.p_value for t in self.tests},
+            "effect_sizes": {t.name: finite_or_none(t.effect_size) for t in self.tests},
+            "tests": [t.to_json() for t in self.tests],
+        }
+
+
+def token_tests(problem: Problem, tables: CountTables, law: ReferenceLaw, alpha: float) -> list[TestResult]:
+    results = []
+    pairs = adjacent_pairs(problem)
+    for cell in range(problem.layout.num_cells):
+        name = f"position[{cell}]"
+        if law.samples is None:
+            assert law.position is not None
+            results.append(goodness_of_fit(name, tables.position[cell], law.position[cell], alpha))
+        else:
+            results.append(homogeneity(name, tables.position[cell], law.samples.position[cell], alpha))
+    for i, (a, b) in enumerate(pairs):
+        name = f"pair[{a},{b}]"
+        if law.samples is None:
+            assert law.pairs is not None
+            results.append(goodness_of_fit(name, tables.pairs[i].ravel(), law.pairs[i].ravel(), alpha))
+        else:
+            results.append(homogeneity(name, tables.pairs[i], law.samples.pairs[i], alpha))
+    return results
+
+
+def calibration_tests(tables: CountTables, alpha: float) -> list[TestResult]:
+    return [
+        pit_uniformity("pit-chi2", tables.pit, alpha),
+        pit_ks("pit-ks", tables.pit, alpha),
+        surprise_martingale("surprise", tables.surprise, alpha),
+    ]
+
+
+def verifier_tests(tables: CountTables, alpha: float) -> list[TestResult]:
+    """Only the parts of the verifier law the samples exercised."""
+    results = []
+    if tables.hazard[:, 0].sum():
+        results.append(acceptance_hazard("accept-hazard", tables.hazard, alpha))
+    if tables.residual_pit.sum():
+        results.append(pit_uniformity("residual-pit", tables.residual_pit, alpha))
+    if tables.bonus_pit.sum():
+        results.append(pit_uniformity("bonus-pit", tables.bonus_pit, alpha))
+    return results
+
+
+def support_test(tables: CountTables) -> TestResult:
+    """Tokens the AR conditional gives probability 0 cannot occur: one is a certain failure."""
+    impossible = int(tables.surprise[1])
+    tokens = max(int(tables.surprise[0]), 1)
+    return TestResult("support", float(impossible), 0.0 if impossible else 1.0, 0.0, impossible / tokens)
+
+
+def family_size(problem: Problem, tables: CountTables) -> int:
+    verifier = int(bool(tables.hazard[:, 0].sum())) + int(bool(tables.residual_pit.sum()))
+    verifier += int(bool(tables.bonus_pit.sum()))
+    return problem.layout.num_cells + len(adjacent_pairs(problem)) + 3 + verifier
+
+
+def judge(
+    strategy_name: str,
+    model_name: str,
+    problem: Problem,
+    tables: CountTables,
+    law: ReferenceLaw,
+    alpha: float,
+    seconds: float = 0.0,
+) -> StatisticalVerdict:
+    """The verdict from count tables (also used after merging sharded tables)."""
+    family = family_size(problem, tables)
+    each = alpha / family
+    tests = [support_test(tables)]
+    tests += token_tests(problem, tables, law, each)
+    tests += calibration_tests(tables, each)
+    tests += verifier_tests(tables, each)
+    assert len(tests) == family + 1
+    budget = tables.num_samples
+    reference_budget = None if law.samples is None else law.samples.num_samples
+    tokens = int(tables.surprise[0])
+    mean_variance = from_fixed(tables.surprise[3]) / max(tokens, 1)
+    return StatisticalVerdict(
+        strategy=strategy_name,
+        model=model_name,
+        passed=all(t.passed for t in tests),
+        tests=tests,
+        budget=budget,
+        alpha=alpha,
+        power=compute_min_detectable_tv(budget, alpha, tables.position.shape[1], family, reference_budget),
+        power_pair=compute_min_detectable_tv(budget, alpha, tables.pairs.shape[1] ** 2, family, reference_budget),
+        power_surprise=compute_min_detectable_shift(tokens, alpha, mean_variance, family),
+        reference=law.mode,
+        seconds=seconds,
+        counts=tables,
+    )
+
+
+def statistical_check(
+    strategy: Strategy,
+    problem: Problem,
+    budget: int,
+    alpha: float = 1e-6,
+    seed: int = 0,
+    progress: Callable[[int, int], None] | None = None,
+    model_name: str = "custom",
+) -> StatisticalVerdict:
+    """Decode `budget` samples (noise KeyedRandomness(seed, sample=i)) and test their law
+    against AR sampling. Fails a lossless strategy with probability <= alpha.
+    `progress(done, total)` is called after every sample (reference samples included)."""
+    check_budget(budget, alpha)
+    started = time.perf_counter()
+    total = budget if is_enumerable(problem) else 2 * budget
+
+    def report(offset: int) -> Callable[[int], None] | None:
+        if progress is None:
+            return None
+        callback = progress
+        return lambda done: callback(offset + done, total)
+
+    tables = count_samples(strategy, problem, range(budget), seed, True, report(0))
+    law = reference_law(problem, tables, budget, seed, report(budget))
+    name = getattr(strategy, "name", type(strategy).__name__)
+    return judge(name, model_name, problem, tables, law, alpha, time.perf_counter() - started)

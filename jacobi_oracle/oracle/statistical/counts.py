@@ -1,0 +1,291 @@
+"""Mergeable count tables: everything the statistical engine needs from samples.
+
+`count_samples(strategy, problem, samples)` decodes one run per sample index i with
+`KeyedRandomness(seed, sample=i)` and reduces it to integer arrays (spec/statistical_oracle.md,
+"Count tables"). Tables from disjoint sample sets add exactly (`a + b`), whatever the order,
+so a sharded audit merges to the single-process tables bit for bit. Real-valued sums (the
+surprise martingale, acceptance probabilities) are kept in fixed point: each term is rounded
+to a multiple of 2^-24 before it is added, so they are integers too.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import torch
+
+from ...reference.composed import ComposedStrategy
+from ...reference.keys import committed_keys, run_queries
+from ...reference.state import JacobiState, Window
+from ...reference.verifiers import Verifier, WindowOutcome
+from ...spec.acceptance import RESIDUAL_MASS_FLOOR
+from ...spec.errors import InvalidParameterError
+from ...spec.model import Problem
+from ...spec.randomness import EventKey, KeyedRandomness, Randomness
+from ...spec.strategy import SteppedDecoder, Strategy
+
+FIXED_POINT = 1 << 24  # real-valued terms are summed as integers in units of 2^-24
+PIT_BINS = 1024  # fine histogram of PIT values (KS at its edges; chi-square on merged bins)
+MAX_POSITION_BUCKETS = 256  # per-position tables coarsen larger vocabularies into this many buckets
+MAX_PAIR_BUCKETS = 16  # adjacent-pair tables coarsen into this many buckets per token
+AUX_PURPOSE = "oracle-pit"  # event purpose of the oracle's own uniforms (never used by decoders)
+
+IntArray = npt.NDArray[np.int64]
+
+
+def to_fixed(value: float) -> int:
+    return round(value * FIXED_POINT)
+
+
+def from_fixed(value: int | np.int64) -> float:
+    return float(value) / FIXED_POINT
+
+
+def bucket_count(vocab_size: int, limit: int) -> int:
+    return min(vocab_size, limit)
+
+
+def bucket_of(token: int, vocab_size: int, buckets: int) -> int:
+    """Token id -> bucket: contiguous id ranges of (nearly) equal size."""
+    return token * buckets // vocab_size
+
+
+def adjacent_pairs(problem: Problem) -> tuple[tuple[int, int], ...]:
+    """(cell, cell) pairs whose joint law is tested: raster neighbours, then vertical ones."""
+    layout = problem.layout
+    across = [(c, c + 1) for c in range(layout.num_cells - 1) if (c + 1) % layout.width]
+    down = [(c, c + layout.width) for c in range(layout.num_cells - layout.width)]
+    return tuple(across + down)
+
+
+@dataclass(frozen=True)
+class CountTables:
+    """Integer count tables of a set of samples; `+` merges disjoint sets exactly.
+
+    Shapes (L cells, Bp position buckets, P pairs, Bq pair buckets, D = L acceptance depths):
+    """
+
+    samples: IntArray  # [1] number of samples
+    position: IntArray  # [L, Bp] token (bucket) counts per cell
+    pairs: IntArray  # [P, Bq, Bq] joint (bucket) counts per adjacent pair
+    pit: IntArray  # [PIT_BINS] randomised PIT of every token under the AR conditional
+    surprise: IntArray  # [4] tokens, impossible tokens, fixed sum(-log p - H), fixed sum Var
+    hazard: IntArray  # [D, 4] per draft depth: trials, accepts, fixed sum alpha, fixed sum alpha(1-alpha)
+    residual_pit: IntArray  # [PIT_BINS] randomised PIT of residual tokens under norm(max(0, p - q))
+    bonus_pit: IntArray  # [PIT_BINS] randomised PIT of bonus tokens under p
+
+    @staticmethod
+    def empty(problem: Problem) -> CountTables:
+        cells = problem.layout.num_cells
+        vocab = problem.model.vocab_size
+        bp = bucket_count(vocab, MAX_POSITION_BUCKETS)
+        bq = bucket_count(vocab, MAX_PAIR_BUCKETS)
+        pairs = len(adjacent_pairs(problem))
+        return CountTables(
+            samples=np.zeros(1, np.int64),
+            position=np.zeros((cells, bp), np.int64),
+            pairs=np.zeros((pairs, bq, bq), np.int64),
+            pit=np.zeros(PIT_BINS, np.int64),
+            surprise=np.zeros(4, np.int64),
+            hazard=np.zeros((cells, 4), np.int64),
+            residual_pit=np.zeros(PIT_BINS, np.int64),
+            bonus_pit=np.zeros(PIT_BINS, np.int64),
+        )
+
+    def arrays(self) -> dict[str, IntArray]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    def __add__(self, other: CountTables) -> CountTables:
+        mine, theirs = self.arrays(), other.arrays()
+        for name, array in mine.items():
+            if array.shape != theirs[name].shape:
+                raise InvalidParameterError(
+                    f"cannot merge count tables: {name} has shape {array.shape} here, {theirs[name].shape} there"
+                )
+        return CountTables(**{name: array + theirs[name] for name, array in mine.items()})
+
+    @property
+    def num_samples(self) -> int:
+        return int(self.samples[0])
+
+    def to_json(self) -> dict[str, Any]:
+        return {name: array.tolist() for name, array in self.arrays().items()}
+
+    @staticmethod
+    def from_json(obj: dict[str, Any]) -> CountTables:
+        return CountTables(**{f.name: np.asarray(obj[f.name], dtype=np.int64) for f in fields(CountTables)})
+
+
+@contextmanager
+def single_threaded() -> Iterator[None]:
+    """Toy-sized tensors: torch's intra-op thread pool only adds latency (10x on a busy box)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+def pit_bin(u: float) -> int:
+    return min(int(u * PIT_BINS), PIT_BINS - 1)
+
+
+def randomised_pit(probs: torch.Tensor, token: int, u: float) -> float:
+    """F(token - 1) + u * p(token): Uniform(0, 1) when token ~ probs and u ~ U(0, 1) independent."""
+    below = float(probs[:token].sum()) if token else 0.0
+    return min(max(below + u * float(probs[token]), 0.0), 1.0)
+
+
+# --- the verifier's own law: a recorder wrapped around a ComposedStrategy's verifier ---
+
+
+@dataclass
+class VerifierRecord:
+    """Per-sample accumulators of the verifier law (filled by `RecordingVerifier`)."""
+
+    hazard: IntArray
+    residual_pit: IntArray
+    bonus_pit: IntArray
+    aux: KeyedRandomness
+
+
+@dataclass(frozen=True)
+class RecordingVerifier:
+    """Runs `inner` unchanged and records what the law of speculative verification predicts:
+    the acceptance probability alpha = sum min(p, q) of each verified draft (marginal over
+    d ~ q), and the PIT of residual and bonus tokens under norm(max(0, p - q)) and p."""
+
+    inner: Verifier
+    record: VerifierRecord
+
+    def verify(
+        self,
+        problem: Problem,
+        state: JacobiState,
+        window: Window,
+        target_probs: dict[int, torch.Tensor],
+        randomness: Randomness,
+    ) -> WindowOutcome:
+        outcome = self.inner.verify(problem, state, window, target_probs, randomness)
+        record_window(self.record, state, window, target_probs, outcome)
+        return outcome
+
+
+def record_window(
+    record: VerifierRecord,
+    state: JacobiState,
+    window: Window,
+    target_probs: dict[int, torch.Tensor],
+    outcome: WindowOutcome,
+) -> None:
+    accepted = set(outcome.accepted)
+    for depth, cell in enumerate(outcome.proposed):
+        draft = state.drafts[cell]
+        assert draft is not None, "a verified cell carries a draft"
+        p, q = target_probs[cell], draft.draft_probs
+        alpha = float(torch.minimum(p, q).sum())
+        record.hazard[depth] += (1, int(cell in accepted), to_fixed(alpha), to_fixed(alpha * (1.0 - alpha)))
+        if cell not in accepted and cell in outcome.committed:
+            excess = torch.clamp(p - q, min=0.0)
+            mass = float(excess.sum())
+            if mass > RESIDUAL_MASS_FLOOR:
+                u = record.aux.uniform(EventKey(AUX_PURPOSE + "-residual", state.iteration, cell))
+                record.residual_pit[pit_bin(randomised_pit(excess / mass, outcome.committed[cell], u))] += 1
+            return
+    last = window.cells[-1]
+    if window.bonus and state.drafts[last] is None and last in outcome.committed:
+        u = record.aux.uniform(EventKey(AUX_PURPOSE + "-bonus", state.iteration, last))
+        record.bonus_pit[pit_bin(randomised_pit(target_probs[last], outcome.committed[last], u))] += 1
+
+
+def instrumented(strategy: Strategy, record: VerifierRecord) -> Strategy:
+    """The strategy with its verifier recorded, when it has one (a ComposedStrategy)."""
+    if isinstance(strategy, ComposedStrategy):
+        return replace(strategy, verifier=RecordingVerifier(strategy.verifier, record))
+    return strategy
+
+
+# --- teacher forcing: one causal forward pass per sample ---
+
+
+def teacher_forced_probs(problem: Problem, tokens: tuple[int, ...]) -> torch.Tensor:
+    """[L, V] p(x_t | x_<t) for every cell of a finished sample, in ONE causal forward pass."""
+    layout = problem.layout
+    keys = committed_keys(problem, dict(enumerate(tokens)))
+    cells = list(range(layout.num_cells))
+    visible = [[k.position < layout.position(c) for k in keys] for c in cells]
+    return run_queries(problem, keys, cells, visible)
+
+
+def record_calibration(tables: CountTables, problem: Problem, tokens: tuple[int, ...], aux: KeyedRandomness) -> None:
+    probs = teacher_forced_probs(problem, tokens)
+    log_probs = torch.log(probs)
+    plogp = torch.where(probs > 0, probs * log_probs, torch.zeros_like(probs))
+    entropy = -plogp.sum(dim=1)  # H_t
+    second = torch.where(probs > 0, probs * log_probs**2, torch.zeros_like(probs)).sum(dim=1)
+    variance = torch.clamp(second - entropy**2, min=0.0)  # Var_t of -log p(x_t)
+    for cell, token in enumerate(tokens):
+        p_token = float(probs[cell, token])
+        tables.surprise[0] += 1
+        if p_token <= 0.0:
+            tables.surprise[1] += 1  # impossible under AR: a certain failure, kept out of the sums
+            continue
+        u = aux.uniform(EventKey(AUX_PURPOSE, 0, cell))
+        tables.pit[pit_bin(randomised_pit(probs[cell], token, u))] += 1
+        tables.surprise[2] += to_fixed(-math.log(p_token) - float(entropy[cell]))
+        tables.surprise[3] += to_fixed(float(variance[cell]))
+
+
+def record_tokens(tables: CountTables, problem: Problem, tokens: tuple[int, ...]) -> None:
+    vocab = problem.model.vocab_size
+    bp, bq = tables.position.shape[1], tables.pairs.shape[1]
+    tables.samples[0] += 1
+    for cell, token in enumerate(tokens):
+        tables.position[cell, bucket_of(token, vocab, bp)] += 1
+    for i, (a, b) in enumerate(adjacent_pairs(problem)):
+        tables.pairs[i, bucket_of(tokens[a], vocab, bq), bucket_of(tokens[b], vocab, bq)] += 1
+
+
+def decode_sample(strategy: Strategy, problem: Problem, randomness: Randomness) -> tuple[int, ...]:
+    if isinstance(strategy, SteppedDecoder):
+        return tuple(strategy.decode_problem(problem, randomness).tokens)
+    decoded = strategy.decode(problem.model, problem.condition, problem.layout, problem.sampling, randomness)
+    return tuple(decoded.tokens)
+
+
+def count_samples(
+    strategy: Strategy,
+    problem: Problem,
+    seeds: Iterable[int],
+    seed: int = 0,
+    calibration: bool = True,
+    progress: Callable[[int], None] | None = None,
+) -> CountTables:
+    """Decode one sample per index in `seeds` (noise KeyedRandomness(seed, sample=index)) and
+    count it. Disjoint index sets give tables that add up to the tables of their union."""
+    tables = CountTables.empty(problem)
+    record = VerifierRecord(tables.hazard, tables.residual_pit, tables.bonus_pit, KeyedRandomness(seed))
+    recorded = instrumented(strategy, record)
+    with single_threaded():
+        for done, index in enumerate(seeds, start=1):
+            noise = KeyedRandomness(seed, sample=index)
+            record.aux = noise
+            tokens = decode_sample(recorded, problem, noise)
+            if len(tokens) != problem.layout.num_cells:
+                raise InvalidParameterError(
+                    f"{getattr(strategy, 'name', strategy)!r} returned {len(tokens)} tokens for "
+                    f"{problem.layout.num_cells} cells"
+                )
+            record_tokens(tables, problem, tokens)
+            if calibration:
+                record_calibration(tables, problem, tokens, noise)
+            if progress is not None:
+                progress(done)
+    return tables
