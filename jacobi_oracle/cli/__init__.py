@@ -8,10 +8,18 @@ import sys
 from collections.abc import Sequence
 
 from ..spec.errors import JacobiOracleError
-from . import check, falsefail, mutants, strategies, vectors
+from . import audit, check, falsefail, mutants, shard_audit, strategies, vectors
 from .common import Command
 
-COMMANDS: list[Command] = [strategies.COMMAND, check.COMMAND, vectors.COMMAND, mutants.COMMAND, falsefail.COMMAND]
+COMMANDS: list[Command] = [
+    strategies.COMMAND,
+    check.COMMAND,
+    vectors.COMMAND,
+    shard_audit.COMMAND,
+    mutants.COMMAND,
+    falsefail.COMMAND,
+    audit.COMMAND,
+]
 
 
 def build_parser() -> argparse.ArgumentParser:
