@@ -31,22 +31,24 @@ from ..spec.sampling import Sampling
 
 @dataclass(frozen=True)
 class MislabelledDrafter:
-    """Draws uniformly, records q = (1/2, 1/(2(V-1)), ...): the bug class 'q is not the law'."""
+    """Draws uniformly, records q = (m, (1-m)/(V-1), ...): the bug class 'q is not the law'."""
+
+    claimed_first: float = 0.5  # m, the mass the recorded q puts on token 0
 
     def initial_draft(self, problem: Problem, state: JacobiState, cell: int, randomness: Randomness) -> Draft:
         vocab = problem.model.vocab_size
         uniform = torch.full((vocab,), 1.0 / vocab, dtype=torch.float64)
         token = randomness.categorical(uniform, EventKey("init", state.iteration, cell))
-        claimed = torch.full((vocab,), 0.5 / (vocab - 1), dtype=torch.float64)
-        claimed[0] = 0.5
+        claimed = torch.full((vocab,), (1.0 - self.claimed_first) / (vocab - 1), dtype=torch.float64)
+        claimed[0] = self.claimed_first
         return Draft(token, claimed)
 
 
-def mislabelled_sjd(window: int = 3) -> ComposedStrategy:
+def mislabelled_sjd(window: int = 3, claimed_first: float = 0.5) -> ComposedStrategy:
     return ComposedStrategy(
         "sjd-mislabelled-q",
         RasterWindow(window),
-        MislabelledDrafter(),
+        MislabelledDrafter(claimed_first),
         SpeculativeVerifier(),
         FreshSampleRefresher(),
         CausalMask(),

@@ -21,8 +21,9 @@ CASES = list(grid())
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_sjd_output_law_is_the_ar_law(case: Case) -> None:
-    q = "one-hot" if case.window == 2 else "uniform"  # both initial-draft laws, spread over the grid
-    verdict = check_exact(sjd(case.window, q=q), problem_for(case))
+    # both initial-draft laws, spread over the grid
+    strategy = sjd(case.window, q="one-hot") if case.window == 2 else sjd(case.window, q="uniform")
+    verdict = check_exact(strategy, problem_for(case))
     assert verdict.total_variation <= LOSSLESS_TOLERANCE, verdict
     assert verdict.mean_forward_passes <= case.height * case.width + 1e-9
 
