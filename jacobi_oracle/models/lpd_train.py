@@ -32,7 +32,7 @@ from .tokenizer import PatchTokenizer
 
 CFG_DROPOUT = 0.1  # share of examples trained with the null class
 MIN_STEPS = 4  # fewest passes a training schedule has
-TOKENIZER_RECIPE = {"k": 256, "seed": 0, "patch": 4, "crops": 512}  # 64 px crops -> 16 x 16 grids
+TOKENIZER_RECIPE = {"k": 256, "seed": 0, "patch": 4, "crops": 1200}  # = jacobi_oracle/train.py defaults
 
 
 @dataclass(frozen=True)
