@@ -5,6 +5,7 @@ These are equalities, not statistical assertions: no false-fail probability is i
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import socket
 import subprocess
@@ -15,7 +16,6 @@ from typing import Any
 import numpy as np
 import pytest
 import torch.distributed as dist
-import torch.multiprocessing as mp
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -70,7 +70,13 @@ def without_timing(verdict: dict[str, Any]) -> dict[str, Any]:
 
 @needs_gloo
 def test_two_gloo_ranks_reach_the_single_process_verdict_in_two_sample_mode(tmp_path: Path) -> None:
-    mp.spawn(rank_worker, args=(free_port(), str(tmp_path)), nprocs=2, join=True)
+    context, port = multiprocessing.get_context("spawn"), free_port()
+    ranks_run = [context.Process(target=rank_worker, args=(r, port, str(tmp_path))) for r in range(2)]
+    for process in ranks_run:
+        process.start()
+    for process in ranks_run:
+        process.join(timeout=120)
+    assert [p.exitcode for p in ranks_run] == [0, 0]
     ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
     single = statistical_check(build_preset("sjd"), two_sample_problem(), TWO_SAMPLE_BUDGET, seed=7)
     assert single.counts is not None and single.reference == "two-sample"
