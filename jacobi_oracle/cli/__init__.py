@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from ..spec.errors import JacobiOracleError
-from . import check, falsefail, mutants, shard_audit, strategies, vectors
+from . import audit, check, falsefail, mutants, shard_audit, strategies, vectors
 from .common import Command
 
 COMMANDS: list[Command] = [
@@ -18,6 +18,7 @@ COMMANDS: list[Command] = [
     shard_audit.COMMAND,
     mutants.COMMAND,
     falsefail.COMMAND,
+    audit.COMMAND,
 ]
 
 

@@ -1,0 +1,78 @@
+"""`jacobi-oracle audit` on a small case: JSON shape, the lossless claims, exit codes, PNGs,
+presets registered by anyone show up, and a too-slow preset is reported, not waited on."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PIL import Image
+
+from jacobi_oracle.cli import main
+from jacobi_oracle.oracle.audit import plot_file_name
+from jacobi_oracle.reference.presets import PRESETS, Preset, sjdpp
+
+SMALL = ["--model", "hash-tiny", "--time-limit", "60"]  # V=2, 2x2: each preset in about a second
+KEYS = {"strategy", "total_variation", "lossless", "mean_forward_passes", "step_compression"}
+
+
+def audit_json(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, dict[str, Any]]:
+    code = main(["audit", *SMALL, "--json", *argv])
+    return code, json.loads(capsys.readouterr().out)
+
+
+def test_audit_json_reports_every_key_and_the_spec_claims(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    names = ["ar", "jacobi", "sjd-sample-above", "sjdpp", "lantern"]
+    code, out = audit_json(capsys, "--presets", ",".join(names), "--plot", str(tmp_path), "--runs", "3")
+    assert code == 0, out
+    rows = {row["strategy"]: row for row in out["presets"]}
+    assert list(rows) == names
+    for name, row in rows.items():
+        assert set(row) >= KEYS, f"{name}: missing {KEYS - set(row)}"
+        assert row["status"] == "ok", row
+        assert row["lossless"] is PRESETS[name].lossless
+        if row["lossless"]:
+            assert row["total_variation"] <= 1e-12, row
+        assert row["step_compression"] == pytest.approx(out["ar_forward_passes"] / row["mean_forward_passes"])
+    assert rows["jacobi"]["sampling"] == "greedy"  # greedy_only presets are judged where their claim holds
+    assert rows["lantern"]["total_variation"] > 1e-6  # lossy on this model
+    assert rows["ar"]["step_compression"] == pytest.approx(1.0)
+    expected = {"tv_vs_step_compression.png", *(plot_file_name(n) for n in names)}
+    assert {Path(p).name for p in out["plots"]} == expected
+    for name in expected:
+        with Image.open(tmp_path / name) as image:
+            assert image.format == "PNG" and image.size[0] > 50
+
+
+def test_audit_fails_when_a_lossless_claim_is_false(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Negative control: sjdpp registered as if it were lossless must make the audit fail."""
+    monkeypatch.setitem(PRESETS, "sjdpp-claimed", Preset("sjdpp-claimed", "broken claim", sjdpp, lossless=True))
+    code, out = audit_json(capsys, "--presets", "sjdpp-claimed")
+    assert code == 1
+    row = out["presets"][0]
+    assert row["lossless"] is True and row["measured_lossless"] is False and not out["passed"]
+
+
+def test_audit_reports_a_too_slow_preset_instead_of_hanging(capsys: pytest.CaptureFixture[str]) -> None:
+    """Every registered preset (including ones added later) appears; none may run past the limit."""
+    code = main(["audit", "--model", "transformer-16", "--time-limit", "0.5", "--json"])
+    out = json.loads(capsys.readouterr().out)
+    assert [row["strategy"] for row in out["presets"]] == list(PRESETS)
+    for row in out["presets"]:
+        assert row["status"] in ("timeout", "error"), row
+        assert row["seconds"] < 30, row
+        assert row["total_variation"] is None
+    assert any(row["status"] == "timeout" for row in out["presets"])
+    assert code == (1 if any(row["status"] == "error" for row in out["presets"]) else 0)
+
+
+def test_audit_table_and_usage_errors(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["audit", *SMALL, "--presets", "ar"]) == 0
+    assert "audit on hash-tiny" in capsys.readouterr().out
+    assert main(["audit", *SMALL, "--presets", "no-such-preset"]) == 2
+    assert "no-such-preset" in capsys.readouterr().err
+    assert main(["audit", *SMALL, "--runs", "0"]) == 2
