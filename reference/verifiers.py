@@ -197,11 +197,11 @@ class GroupedRule:
         return members
 
     def acceptance_probability(self, problem: Problem, target_probs: torch.Tensor, draft: Draft) -> float:
-        members = self.group(problem, target_probs, draft.token)
-        group_draft = float(draft.draft_probs[members].sum())
+        # Verify the draft could have been drawn from its q
         if float(draft.draft_probs[draft.token]) <= 0.0:
             raise ProbabilityError(f"draft token {draft.token} has draft probability 0: it cannot have been drawn")
-        return min(1.0, float(target_probs[members].sum()) / group_draft)
+        members = self.group(problem, target_probs, draft.token)
+        return min(1.0, float(target_probs[members].sum()) / float(draft.draft_probs[members].sum()))
 
     def rejection_law(self, problem: Problem, target_probs: torch.Tensor, draft: Draft) -> torch.Tensor:
         return compute_residual(target_probs, draft.draft_probs)

@@ -34,6 +34,7 @@ from jacobi_oracle.spec import (
     EventKey,
     InvalidParameterError,
     Layout,
+    ProbabilityError,
     Problem,
     Randomness,
     Sampling,
@@ -298,3 +299,11 @@ def test_exact_engine_passes_embeddings_through() -> None:
     verdict_problem = Problem(HashModel(vocab_size=2, num_positions=2, row_stride=2), 0, Layout(1, 2), Sampling())
     law = exact_output_law(build_preset("lantern", window=2), verdict_problem).law
     assert abs(sum(law.values()) - 1.0) < 1e-12
+
+
+@pytest.mark.parametrize("rule", [GroupedRule(), LatentNeighbourRule()])
+def test_relaxed_rules_refuse_a_draft_its_q_cannot_have_drawn(rule: GroupedRule | LatentNeighbourRule) -> None:
+    target = torch.full((VOCAB,), 0.25, dtype=torch.float64)
+    draft_probs = torch.tensor([0.0, 0.5, 0.5, 0.0], dtype=torch.float64)
+    with pytest.raises(ProbabilityError, match="draft token 0"):
+        rule.acceptance_probability(PROBLEM, target, Draft(0, draft_probs))
