@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from ..spec.errors import JacobiOracleError
-from . import audit, check, falsefail, mutants, shard_audit, strategies, vectors
+from . import audit, bench, check, falsefail, mutants, shard_audit, strategies, vectors
 from .common import Command
 
 COMMANDS: list[Command] = [
@@ -19,6 +19,7 @@ COMMANDS: list[Command] = [
     mutants.COMMAND,
     falsefail.COMMAND,
     audit.COMMAND,
+    bench.COMMAND,
 ]
 
 

@@ -1,0 +1,187 @@
+"""Benchmark of the accelerated decoders against accelerated AR and against AR's physical floor.
+
+Per strategy: forward passes per image, latency per image (median over >= 10 timed images after
+warm-up), tokens/s, speed-up over accelerated AR, step compression. For AR also the time per
+step against its floor: max(weight bytes / measured copy bandwidth, measured empty-op launch
+time). Weights are random (LlamaGen architecture at its published size) unless a local
+checkpoint in the official layout is given; random weights make timings real but acceptance
+rates (and so step compression) unrepresentative of a trained model.
+"""
+
+from __future__ import annotations
+
+import datetime
+import platform
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from ..models.llamagen import CONFIGS, LlamaGen, llamagen_config, load_llamagen
+from ..spec.errors import InvalidParameterError
+from ..spec.layout import Layout
+from ..spec.randomness import KeyedRandomness, Randomness
+from ..spec.sampling import Sampling
+from . import build_accelerated
+
+MODEL_PREFIX = "llamagen-"
+MIN_TIMED_IMAGES = 10
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    model: str = "llamagen-tiny"
+    grid: int = 4
+    strategies: tuple[str, ...] = ("ar", "sjd")
+    window: int = 16
+    images: int = MIN_TIMED_IMAGES
+    warmup: int = 2
+    batch: int = 1
+    cfg_scale: float = 4.0
+    top_k: int | None = None
+    seed: int = 0
+    dtype: str = "float32"
+    device: str = "auto"
+    checkpoint: str | None = None
+    threads: int | None = None  # CPU threads (1 avoids contention on a loaded machine)
+
+    def __post_init__(self) -> None:
+        # Verify the model name, the image count and the dtype
+        if not self.model.startswith(MODEL_PREFIX) or self.model[len(MODEL_PREFIX) :] not in CONFIGS:
+            names = ", ".join(MODEL_PREFIX + n for n in CONFIGS)
+            raise InvalidParameterError(f"unknown bench model {self.model!r}; known: {names}")
+        if self.images < MIN_TIMED_IMAGES:
+            raise InvalidParameterError(f"images must be >= {MIN_TIMED_IMAGES} (median latency), got {self.images}")
+        if self.dtype not in ("float32", "float64", "bfloat16", "float16"):
+            raise InvalidParameterError(f"dtype must be float32, float64, bfloat16 or float16, got {self.dtype!r}")
+        if self.grid < 1 or self.batch < 1 or self.warmup < 0:
+            raise InvalidParameterError(
+                f"grid, batch >= 1 and warmup >= 0 needed, got {self.grid}, {self.batch}, {self.warmup}"
+            )
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def build_bench_model(config: BenchConfig, device: torch.device) -> LlamaGen:
+    dtype = getattr(torch, config.dtype)
+    arch = llamagen_config(config.model[len(MODEL_PREFIX) :], grid_size=config.grid)
+    if config.checkpoint is not None:
+        return load_llamagen(config.checkpoint, arch, dtype=dtype).to(device)
+    torch.manual_seed(config.seed)
+    model = LlamaGen(arch)
+    torch.nn.init.normal_(model.output.weight, std=arch.dim**-0.5)  # non-flat logits (official init zeroes it)
+    return model.to(device=device, dtype=dtype).eval().requires_grad_(False)
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def median_seconds(fn: Callable[[], object], device: torch.device, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        synchronize(device)
+        start = time.perf_counter()
+        fn()
+        synchronize(device)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def measure_bandwidth(device: torch.device) -> float:
+    """Bytes / s of a large device-to-device copy (read + write counted)."""
+    numel = (256 if device.type == "cuda" else 32) * 2**20 // 4
+    src = torch.ones(numel, device=device)
+    dst = torch.empty_like(src)
+    seconds = median_seconds(lambda: dst.copy_(src), device, repeats=10)
+    return 2 * src.numel() * src.element_size() / seconds
+
+
+def measure_empty_launch(device: torch.device) -> float:
+    """Seconds of one minimal device op (dispatch + launch of a 1-element add)."""
+    x = torch.zeros(1, device=device)
+    return median_seconds(lambda: x.add_(0), device, repeats=200)
+
+
+def bench_strategy(
+    name: str, model: LlamaGen, config: BenchConfig, layout: Layout, sampling: Sampling, device: torch.device
+) -> dict[str, Any]:
+    decoder = build_accelerated(name, **({} if name == "ar" else {"window": config.window}))
+    conditions: list[int | None] = [i % model.num_classes for i in range(config.batch)]
+    latencies, passes = [], []
+    for image in range(config.warmup + config.images):
+        noise: list[Randomness] = [KeyedRandomness(config.seed, image * config.batch + b) for b in range(config.batch)]
+        synchronize(device)
+        start = time.perf_counter()
+        with torch.no_grad():
+            decoded = decoder.decode_batch(model, conditions, layout, sampling, noise)
+        synchronize(device)
+        if image >= config.warmup:
+            latencies.append((time.perf_counter() - start) / config.batch)
+            passes += [d.forward_passes for d in decoded]
+    latency = statistics.median(latencies)
+    mean_passes = statistics.fmean(passes)
+    return {
+        "strategy": name,
+        "forward_passes_mean": mean_passes,
+        "forward_passes_sd": statistics.pstdev(passes),
+        "step_compression": layout.num_cells / mean_passes,
+        "latency_s_median": latency,
+        "tokens_per_s": layout.num_cells / latency,
+        "time_per_pass_s": latency * config.batch / mean_passes,
+    }
+
+
+def run_bench(config: BenchConfig, command: str, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    device = pick_device(config.device)
+    if config.threads is not None:
+        torch.set_num_threads(config.threads)
+    model = build_bench_model(config, device)
+    layout = Layout(config.grid, config.grid)
+    sampling = Sampling(top_k=config.top_k, cfg_scale=config.cfg_scale)
+    strategies = list(config.strategies)
+    if "ar" not in strategies:
+        strategies.insert(0, "ar")  # the baseline every speed-up is measured against
+    rows = []
+    for name in strategies:
+        if progress is not None:
+            progress(name)
+        rows.append(bench_strategy(name, model, config, layout, sampling, device))
+    ar = next(r for r in rows if r["strategy"] == "ar")
+    for row in rows:
+        row["speedup_over_ar"] = ar["latency_s_median"] / row["latency_s_median"]
+        row["speedup_over_compression"] = row["speedup_over_ar"] / (row["step_compression"] / ar["step_compression"])
+    weight_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
+    bandwidth = measure_bandwidth(device)
+    launch = measure_empty_launch(device)
+    floor = max(weight_bytes / bandwidth, launch)
+    ar.update(
+        weight_bytes=weight_bytes,
+        bandwidth_bytes_per_s=bandwidth,
+        bandwidth_floor_s=weight_bytes / bandwidth,
+        empty_launch_s=launch,
+        step_over_floor=ar["time_per_pass_s"] / floor,
+    )
+    return {
+        "config": config.__dict__ | {"strategies": list(config.strategies)},
+        "device": describe_device(device),
+        "torch": torch.__version__,
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "command": command,
+        "cuda_graphs": False,
+        "results": rows,
+    }
+
+
+def describe_device(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"

@@ -1,0 +1,169 @@
+"""accelerated/ equals reference/ token for token on keyed noise (CPU, float64).
+
+Toy models go through the query contract (no cache); the tiny LlamaGen goes through the
+static KV cache. Hypothesis picks the grid, window, sampling, batch size and CFG.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import NamedTuple
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from jacobi_oracle.accelerated import ACCELERATED, build_accelerated
+from jacobi_oracle.accelerated.jacobi import AcceleratedWindowDecoder
+from jacobi_oracle.accelerated.noise import keyed_categorical, keyed_uniforms, sample_streams
+from jacobi_oracle.models.llamagen import LlamaGen, llamagen_config
+from jacobi_oracle.models.registry import build_model
+from jacobi_oracle.reference.presets import build_preset
+from jacobi_oracle.spec.errors import InvalidParameterError, UnsupportedStrategyError
+from jacobi_oracle.spec.layout import Layout
+from jacobi_oracle.spec.model import Model
+from jacobi_oracle.spec.randomness import EventKey, GeneratorRandomness, KeyedRandomness, Randomness
+from jacobi_oracle.spec.sampling import Sampling
+from jacobi_oracle.spec.strategy import Decoded
+
+MAX_BATCH = 3
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread() -> Iterator[None]:
+    # tiny float64 ops: a second thread only contends on a loaded 2-core runner (30x slower seen)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+class Config(NamedTuple):
+    strategy: str
+    window: int
+    sampling: Sampling
+    seed: int
+    batch: int
+
+
+def samplings(vocab: int) -> st.SearchStrategy[Sampling]:
+    return st.builds(
+        Sampling,
+        temperature=st.sampled_from([0.6, 1.0, 1.7]),
+        top_k=st.one_of(st.none(), st.integers(1, vocab)),
+        top_p=st.one_of(st.none(), st.sampled_from([0.5, 0.9])),
+        cfg_scale=st.sampled_from([1.0, 0.5, 3.0]),
+    )
+
+
+def configs(vocab: int) -> st.SearchStrategy[Config]:
+    return st.builds(
+        Config,
+        strategy=st.sampled_from(sorted(ACCELERATED)),
+        window=st.integers(1, 6),
+        sampling=samplings(vocab),
+        seed=st.integers(0, 2**40),
+        batch=st.integers(1, MAX_BATCH),
+    )
+
+
+def tiny_llamagen(seed: int = 0) -> LlamaGen:
+    torch.manual_seed(seed)
+    model = LlamaGen(llamagen_config("tiny")).double()
+    torch.nn.init.normal_(model.output.weight, std=1.0)  # the official init zeroes it (flat logits)
+    return model.eval().requires_grad_(False)
+
+
+LLAMAGEN = tiny_llamagen()
+
+
+def decode_both(
+    model: Model, conditions: list[int | None], layout: Layout, config: Config, accelerated: AcceleratedWindowDecoder
+) -> tuple[list[Decoded], list[Decoded]]:
+    params = {} if config.strategy == "ar" else {"window": config.window}
+    reference = build_preset(config.strategy, **params)
+    noise: list[Randomness] = [KeyedRandomness(config.seed, b) for b in range(len(conditions))]
+    fast = accelerated.decode_batch(model, conditions, layout, config.sampling, noise)
+    slow = [reference.decode(model, c, layout, config.sampling, r) for c, r in zip(conditions, noise, strict=True)]
+    return slow, fast
+
+
+def assert_identical(slow: list[Decoded], fast: list[Decoded], config: Config) -> None:
+    for b, (s, f) in enumerate(zip(slow, fast, strict=True)):
+        assert f.tokens == s.tokens, f"sample {b}: tokens {f.tokens}, but should be {s.tokens}; repro: {config}"
+        assert f.forward_passes == s.forward_passes, f"sample {b}: passes {f.forward_passes} != {s.forward_passes}"
+        assert f.trace == s.trace, f"sample {b}: trace differs; repro: {config}"
+
+
+@settings(max_examples=60, deadline=None)
+@given(name=st.sampled_from(["hash", "markov", "transformer", "transformer-16"]), config=configs(8))
+def test_accelerated_equals_reference_on_the_toy_models(name: str, config: Config) -> None:
+    case = build_model(name)
+    sampling = config.sampling
+    if sampling.top_k is not None and sampling.top_k > case.model.vocab_size:
+        sampling = Sampling(sampling.temperature, None, sampling.top_p, sampling.cfg_scale)
+    config = config._replace(sampling=sampling)
+    accelerated = build_accelerated(config.strategy, **({} if config.strategy == "ar" else {"window": config.window}))
+    conditions: list[int | None] = [case.condition] * config.batch
+    assert_identical(*decode_both(case.model, conditions, case.layout, config, accelerated), config)
+
+
+@settings(max_examples=30, deadline=None)
+@given(height=st.integers(1, 4), config=configs(LLAMAGEN.vocab_size), classes=st.lists(st.integers(0, 3), min_size=3))
+def test_accelerated_kv_cache_equals_reference_on_tiny_llamagen(
+    height: int, config: Config, classes: list[int]
+) -> None:
+    layout = Layout(height, LLAMAGEN.config.grid_size)
+    params = {} if config.strategy == "ar" else {"window": config.window}
+    accelerated = build_accelerated(config.strategy, **params)
+    conditions: list[int | None] = list(classes[: config.batch])
+    assert_identical(*decode_both(LLAMAGEN, conditions, layout, config, accelerated), config)
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 2**63 - 1), sample=st.integers(0, 2**32), iteration=st.integers(0, 10**6))
+def test_device_uniforms_equal_the_keyed_uniforms(seed: int, sample: int, iteration: int) -> None:
+    noise = KeyedRandomness(seed, sample)
+    cells = torch.tensor([[0, 1, 7, 2**31 + 5]])
+    streams = sample_streams([noise], torch.device("cpu"))
+    fast = keyed_uniforms(streams, "accept", iteration, cells)[0].tolist()
+    assert fast == [noise.uniform(EventKey("accept", iteration, int(c))) for c in cells[0]]
+    probs = torch.tensor([0.25, 0.0, 0.5, 0.25, 0.0], dtype=torch.float64).expand(1, 4, 5)
+    tokens = keyed_categorical(streams, "fresh", iteration, cells, probs)[0].tolist()
+    assert tokens == [
+        noise.categorical(probs[0, i], EventKey("fresh", iteration, int(c))) for i, c in enumerate(cells[0])
+    ]
+
+
+def test_a_decoder_drawing_on_other_keys_is_caught() -> None:
+    # negative control: AR whose tokens come from the "fresh" events instead of "sample"
+    broken = AcceleratedWindowDecoder("ar", 1, bonus_purpose="fresh")
+    config = Config("ar", 1, Sampling(), 0, MAX_BATCH)
+    case = build_model("hash")
+    slow, fast = decode_both(case.model, [case.condition] * MAX_BATCH, case.layout, config, broken)
+    with pytest.raises(AssertionError, match="tokens"):
+        assert_identical(slow, fast, config)
+
+
+def test_a_batch_whose_samples_share_noise_is_caught() -> None:
+    # negative control: every sample decoded with the first sample's noise (a seed ignored in batches)
+    case = build_model("transformer-16")
+    config = Config("sjd", 4, Sampling(), 3, MAX_BATCH)
+    sjd = build_accelerated("sjd", window=4)
+    same_noise: list[Randomness] = [KeyedRandomness(3, 0)] * MAX_BATCH
+    broken = sjd.decode_batch(case.model, [case.condition] * MAX_BATCH, case.layout, Sampling(), same_noise)
+    slow, fast = decode_both(case.model, [case.condition] * MAX_BATCH, case.layout, config, sjd)
+    assert_identical(slow, fast, config)  # the V=8 4x4 model, batch 3: equal
+    with pytest.raises(AssertionError):
+        assert_identical(slow, broken, config)
+
+
+def test_call_order_noise_and_unknown_names_are_refused() -> None:
+    case = build_model("hash")
+    with pytest.raises(UnsupportedStrategyError, match="GeneratorRandomness"):
+        build_accelerated("ar").decode(case.model, case.condition, case.layout, Sampling(), GeneratorRandomness(0))
+    with pytest.raises(InvalidParameterError, match="nope"):
+        build_accelerated("nope")
+    with pytest.raises(InvalidParameterError, match="window"):
+        build_accelerated("sjd", window=0)

@@ -1,0 +1,33 @@
+"""A tiny CPU smoke run of `jacobi-oracle bench` (the benchmark itself is not a timed test)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from jacobi_oracle.accelerated.bench import BenchConfig
+from jacobi_oracle.cli import main
+from jacobi_oracle.spec.errors import InvalidParameterError
+
+
+def test_bench_reports_every_strategy_against_accelerated_ar(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["bench", "--model", "llamagen-tiny", "--grid", "3", "--strategies", "sjd", "--window", "4"]
+    assert main([*argv, "--images", "10", "--warmup", "1", "--threads", "1", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert {"device", "torch", "date", "command", "results"} <= set(report)
+    rows = {r["strategy"]: r for r in report["results"]}
+    assert set(rows) == {"ar", "sjd"}
+    assert rows["ar"]["forward_passes_mean"] == 9  # one pass per cell
+    assert 1 <= rows["sjd"]["forward_passes_mean"] <= 9
+    assert rows["ar"]["speedup_over_ar"] == 1.0
+    for key in ("bandwidth_floor_s", "empty_launch_s", "step_over_floor", "weight_bytes"):
+        assert rows["ar"][key] > 0, key
+
+
+def test_bench_refuses_too_few_images_and_unknown_models() -> None:
+    with pytest.raises(InvalidParameterError, match="images"):
+        BenchConfig(images=3)
+    with pytest.raises(InvalidParameterError, match="llamagen-huge"):
+        BenchConfig(model="llamagen-huge")
+    assert main(["bench", "--model", "nope"]) == 2
