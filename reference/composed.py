@@ -16,7 +16,7 @@ import torch
 
 from ..spec.model import Problem
 from ..spec.randomness import Randomness
-from ..spec.strategy import IterationTrace, SteppedDecoder
+from ..spec.strategy import IterationTrace, PhasedDecoder
 from .drafters import InitialDrafter, Refresher
 from .keys import Key, committed_keys, run_queries
 from .masks import Mask
@@ -24,9 +24,11 @@ from .schedules import Schedule
 from .state import Draft, JacobiState, Window
 from .verifiers import Verifier
 
+Plan = tuple[JacobiState, tuple[Window, ...]]  # the state with its drafts filled, and the windows
+
 
 @dataclass
-class ComposedStrategy(SteppedDecoder[JacobiState]):
+class ComposedStrategy(PhasedDecoder[JacobiState, Plan, dict[int, torch.Tensor]]):
     name: str
     schedule: Schedule
     initial_drafter: InitialDrafter
@@ -46,11 +48,21 @@ class ComposedStrategy(SteppedDecoder[JacobiState]):
         assert self.finished(problem, state)
         return tuple(t for t in state.committed if t is not None)
 
-    def step(self, problem: Problem, state: JacobiState, randomness: Randomness) -> tuple[JacobiState, IterationTrace]:
+    def propose(self, problem: Problem, state: JacobiState, randomness: Randomness) -> Plan:
+        """Steps 1 and 2."""
         windows = self.schedule.windows(problem, state)
-        state = self.fill_drafts(problem, state, windows, randomness)
-        target_probs = self.query_windows(problem, state, windows)
-        return self.commit_and_refresh(problem, state, windows, target_probs, randomness)
+        return self.fill_drafts(problem, state, windows, randomness), windows
+
+    def forward(self, problem: Problem, plan: Plan) -> dict[int, torch.Tensor]:
+        """Step 3."""
+        return self.query_windows(problem, *plan)
+
+    def conclude(
+        self, problem: Problem, plan: Plan, output: dict[int, torch.Tensor], randomness: Randomness
+    ) -> tuple[JacobiState, IterationTrace]:
+        """Steps 4 and 5."""
+        state, windows = plan
+        return self.commit_and_refresh(problem, state, windows, output, randomness)
 
     def fill_drafts(
         self, problem: Problem, state: JacobiState, windows: tuple[Window, ...], randomness: Randomness

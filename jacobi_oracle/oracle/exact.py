@@ -204,7 +204,8 @@ def _stepped_law(
 
 def _step_outcomes(strategy: SteppedDecoder[Any], problem: Problem, state: Any) -> Iterator[tuple[float, Any]]:
     """The law of the state after one step. Phased decoders: one forward pass per proposal."""
-    if not isinstance(strategy, PhasedDecoder):
+    # a subclass that overrides `step` is not described by its phases any more
+    if not isinstance(strategy, PhasedDecoder) or type(strategy).step is not PhasedDecoder.step:
         yield from enumerate_outcomes(lambda r: strategy.step(problem, state, r)[0])
         return
     plans: dict[Hashable, tuple[Any, float]] = {}
