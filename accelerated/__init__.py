@@ -9,12 +9,17 @@ from collections.abc import Callable
 from typing import Any
 
 from ..spec.errors import InvalidParameterError
-from .jacobi import AcceleratedWindowDecoder, accelerated_ar, accelerated_sjd
+from .jacobi import AcceleratedWindowDecoder, accelerated_ar, accelerated_jacobi, accelerated_sjd, accelerated_sjdpp
 
 ACCELERATED: dict[str, Callable[..., AcceleratedWindowDecoder]] = {
     "ar": accelerated_ar,
     "sjd": accelerated_sjd,
     "sjd-uniform": lambda window=3, use_cache=True: accelerated_sjd(window, "uniform", use_cache),
+    "jacobi": accelerated_jacobi,
+    "sjdpp": accelerated_sjdpp,
+    "sjdpp-exact": lambda window=3, threshold=1.0, use_cache=True: accelerated_sjdpp(
+        window, threshold, True, use_cache
+    ),
 }
 
 

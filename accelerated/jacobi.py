@@ -40,6 +40,8 @@ class WindowState:
     tokens: torch.Tensor  # [B, L + W] long: committed token or current draft per cell (W scratch cells)
     has_draft: torch.Tensor  # [B, L + W] bool
     draft_probs: torch.Tensor  # [B, L + W, V] q of each current draft
+    last_target: torch.Tensor  # [B, L + W, V] p of the pass that refreshed the draft (SJD++ reuse)
+    has_last: torch.Tensor  # [B, L + W] bool
     frontier: torch.Tensor  # [B] long: first uncommitted cell (L when finished)
     cells: torch.Tensor  # [B, W] long: this iteration's window cells (frontier + 0 .. W-1)
     iteration: int = 0
@@ -119,6 +121,8 @@ def prefill(num_samples: int, num_cells: int, window: int, vocab: int, device: t
         tokens=torch.zeros(num_samples, width, dtype=torch.long, device=device),
         has_draft=torch.zeros(num_samples, width, dtype=torch.bool, device=device),
         draft_probs=torch.zeros(num_samples, width, vocab, dtype=torch.float64, device=device),
+        last_target=torch.zeros(num_samples, width, vocab, dtype=torch.float64, device=device),
+        has_last=torch.zeros(num_samples, width, dtype=torch.bool, device=device),
         frontier=frontier,
         cells=frontier[:, None] + torch.arange(window, device=device),
     )
@@ -160,44 +164,101 @@ def compute_residuals(target: torch.Tensor, draft_probs: torch.Tensor) -> torch.
     return torch.where(mass > RESIDUAL_MASS_FLOOR, excess / mass, target / target.sum(dim=-1, keepdim=True))
 
 
+@dataclass(frozen=True)
+class Rules:
+    """The parts of a raster-window preset (reference/drafters.py, verifiers.py)."""
+
+    draft_q: Literal["one-hot", "uniform"] = "one-hot"  # RandomDrafter's q
+    verify: Literal["exact", "greedy"] = "exact"  # ExactRule / GreedyRule
+    refresh: Literal["fresh", "argmax", "reuse-stale", "reuse-mixture"] = "fresh"
+    reuse_threshold: float = 1.0
+    bonus_purpose: str = "fresh"  # AR draws its token on the "sample" events
+
+
+def verify(
+    state: WindowState, target: torch.Tensor, drafted: torch.Tensor, streams: torch.Tensor, rules: Rules
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Step 4, all samples and window cells at once: [B] k, the window index of the correction /
+    bonus (cells frontier .. frontier + k are committed), and [B, W] the committed tokens."""
+    it, cells = state.iteration, state.cells
+    draft = state.tokens.gather(1, cells)  # [B, W]
+    q = state.draft_probs.gather(1, cells[:, :, None].expand_as(target))  # [B, W, V]
+    if rules.verify == "greedy":  # a draft stands iff it is argmax p; otherwise argmax p
+        best = target.argmax(dim=-1)  # [B, W]
+        accepted, corrected = (draft == best) & drafted, best
+    else:  # speculative: accept with min(1, p(d) / q(d)), else residual; bonus y ~ p
+        p_d, q_d = target.gather(2, draft[:, :, None])[..., 0], q.gather(2, draft[:, :, None])[..., 0]
+        accept_prob = torch.where(drafted, (p_d / q_d.clamp(min=1e-300)).clamp(max=1.0), 0.0)
+        accepted = (keyed_uniforms(streams, "accept", it, cells) < accept_prob) & drafted  # [B, W]
+        residual_token = keyed_categorical(streams, "residual", it, cells, compute_residuals(target, q))
+        bonus_token = keyed_categorical(streams, rules.bonus_purpose, it, cells, target)
+        corrected = torch.where(drafted, residual_token, bonus_token)
+    k = accepted.long().cumprod(dim=1).sum(dim=1)  # [B]: leading accepted drafts
+    position = torch.arange(cells.shape[1], device=cells.device)[None, :]  # [1, W]
+    return k, torch.where(position < k[:, None], draft, corrected)
+
+
+def refresh(
+    state: WindowState, target: torch.Tensor, drafted: torch.Tensor, streams: torch.Tensor, rules: Rules
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Step 5: [B, W] next drafts and [B, W, V] their q for the cells after the rejection."""
+    if rules.refresh == "argmax":  # Jacobi: argmax p, q = point mass
+        best = target.argmax(dim=-1)
+        return best, torch.nn.functional.one_hot(best, target.shape[-1]).to(target.dtype)
+    fresh = keyed_categorical(streams, "fresh", state.iteration, state.cells, target)  # y ~ p, q = p
+    if rules.refresh == "fresh":
+        return fresh, target
+    # SJD++ reuse (reference ReuseRefresher): keep(y) = p_t(y) > threshold * p_{t-1}(y)
+    index = state.cells[:, :, None].expand_as(target)
+    draft = state.tokens.gather(1, state.cells)
+    old_q, previous = state.draft_probs.gather(1, index), state.last_target.gather(1, index)
+    keep = (target > rules.reuse_threshold * previous) & state.has_last.gather(1, state.cells)[:, :, None]
+    kept = keep.gather(2, draft[:, :, None])[..., 0] & drafted  # the bonus cell had no draft to keep
+    token = torch.where(kept, draft, fresh)
+    if rules.refresh == "reuse-stale":
+        return token, torch.where(kept[:, :, None], old_q, target)
+    kept_law = old_q * keep
+    mixture = kept_law + (1.0 - kept_law.sum(dim=-1, keepdim=True)) * target
+    return token, torch.where(drafted[:, :, None], mixture, target)
+
+
 def verify_and_refresh(
     state: WindowState,
     target: torch.Tensor,
     valid: torch.Tensor,
     drafted: torch.Tensor,
     streams: torch.Tensor,
-    bonus_purpose: str,
+    rules: Rules,
 ) -> torch.Tensor:
-    """Steps 4-5, all samples and window cells at once; returns [B] the index k of the committed
-    correction / bonus (cells frontier .. frontier + k are committed)."""
-    it, cells = state.iteration, state.cells
-    draft = state.tokens.gather(1, cells)  # [B, W]
-    q = state.draft_probs.gather(1, cells[:, :, None].expand_as(target))  # [B, W, V]
-    p_d, q_d = target.gather(2, draft[:, :, None])[..., 0], q.gather(2, draft[:, :, None])[..., 0]
-    accept_prob = torch.where(drafted, (p_d / q_d.clamp(min=1e-300)).clamp(max=1.0), 0.0)
-    accepted = (keyed_uniforms(streams, "accept", it, cells) < accept_prob) & drafted  # [B, W]
-    k = accepted.long().cumprod(dim=1).sum(dim=1)  # [B]: leading accepted drafts = first rejection / bonus
-    residual_token = keyed_categorical(streams, "residual", it, cells, compute_residuals(target, q))
-    fresh_token = keyed_categorical(streams, "fresh", it, cells, target)
-    bonus_token = (
-        fresh_token if bonus_purpose == "fresh" else keyed_categorical(streams, bonus_purpose, it, cells, target)
-    )
-    position = torch.arange(cells.shape[1], device=cells.device)[None, :]  # [1, W]
-    corrected = torch.where(drafted, residual_token, bonus_token)
-    committed_token = torch.where(position < k[:, None], draft, corrected)
+    """Steps 4-5; returns [B] k (see `verify`)."""
+    k, committed_token = verify(state, target, drafted, streams, rules)
+    next_draft, next_q = refresh(state, target, drafted, streams, rules)
+    position = torch.arange(state.cells.shape[1], device=target.device)[None, :]
     commit = valid & (position <= k[:, None])
-    _write(state, commit, committed_token, q, has_draft=False)
-    _write(state, valid & ~commit, fresh_token, target, has_draft=True)  # refinement: next draft y ~ p, q = p
+    _write(state, commit, committed_token, target, has_draft=False)
+    _write(state, valid & ~commit, next_draft, next_q, has_draft=True, last_target=target)
     return k
 
 
-def _write(state: WindowState, where: torch.Tensor, token: torch.Tensor, q: torch.Tensor, has_draft: bool) -> None:
+def _write(
+    state: WindowState,
+    where: torch.Tensor,
+    token: torch.Tensor,
+    q: torch.Tensor,
+    has_draft: bool,
+    last_target: torch.Tensor | None = None,
+) -> None:
     # masked scatter at the window cells: [B, W] where / token, [B, W, V] q (cells are distinct per row)
-    cells = state.cells
+    cells, index = state.cells, state.cells[:, :, None].expand_as(q)
     state.tokens.scatter_(1, cells, torch.where(where, token, state.tokens.gather(1, cells)))
     state.has_draft.scatter_(1, cells, torch.where(where, has_draft, state.has_draft.gather(1, cells)))
-    old_q = state.draft_probs.gather(1, cells[:, :, None].expand_as(q))
-    state.draft_probs.scatter_(1, cells[:, :, None].expand_as(q), torch.where(where[:, :, None], q, old_q))
+    state.draft_probs.scatter_(1, index, torch.where(where[:, :, None], q, state.draft_probs.gather(1, index)))
+    has_last = last_target is not None
+    state.has_last.scatter_(1, cells, torch.where(where, has_last, state.has_last.gather(1, cells)))
+    if last_target is not None:
+        state.last_target.scatter_(
+            1, index, torch.where(where[:, :, None], last_target, state.last_target.gather(1, index))
+        )
 
 
 # -- the strategy -----------------------------------------------------------------------------
@@ -207,8 +268,7 @@ class AcceleratedWindowDecoder:
 
     name: str
     window: int
-    draft_q: Literal["one-hot", "uniform"] = "one-hot"
-    bonus_purpose: str = "fresh"
+    rules: Rules = Rules()
     use_cache: bool = True
 
     def __post_init__(self) -> None:
@@ -243,10 +303,10 @@ class AcceleratedWindowDecoder:
         records: list[tuple[torch.Tensor, ...]] = []
         while not bool((state.frontier >= num_cells).all()):  # the one host sync per iteration
             valid, drafted = window_roles(state, num_cells)
-            fill_drafts(state, drafted, streams, self.draft_q)
+            fill_drafts(state, drafted, streams, self.rules.draft_q)
             cond, uncond = backend.window_logits(state, drafted)
             target = target_probs(sampling, cond, uncond)
-            k = verify_and_refresh(state, target, valid, drafted, streams, self.bonus_purpose)
+            k = verify_and_refresh(state, target, valid, drafted, streams, self.rules)
             n = valid.sum(dim=1)  # [B] window cells
             records.append((state.frontier.clone(), k, n, drafted.sum(dim=1)))
             state.frontier += torch.minimum(k + 1, n)
@@ -284,10 +344,24 @@ class AcceleratedWindowDecoder:
 
 
 def accelerated_ar(use_cache: bool = True) -> AcceleratedWindowDecoder:
-    return AcceleratedWindowDecoder("ar", 1, bonus_purpose="sample", use_cache=use_cache)
+    return AcceleratedWindowDecoder("ar", 1, Rules(bonus_purpose="sample"), use_cache=use_cache)
 
 
 def accelerated_sjd(
     window: int = 3, q: Literal["one-hot", "uniform"] = "one-hot", use_cache: bool = True
 ) -> AcceleratedWindowDecoder:
-    return AcceleratedWindowDecoder("sjd" if q == "one-hot" else "sjd-uniform", window, draft_q=q, use_cache=use_cache)
+    return AcceleratedWindowDecoder("sjd" if q == "one-hot" else "sjd-uniform", window, Rules(draft_q=q), use_cache)
+
+
+def accelerated_jacobi(window: int = 3, use_cache: bool = True) -> AcceleratedWindowDecoder:
+    return AcceleratedWindowDecoder("jacobi", window, Rules(verify="greedy", refresh="argmax"), use_cache)
+
+
+def accelerated_sjdpp(
+    window: int = 3, threshold: float = 1.0, exact: bool = False, use_cache: bool = True
+) -> AcceleratedWindowDecoder:
+    # Verify the threshold is a finite ratio >= 0 (as reference ReuseRefresher)
+    if not (isinstance(threshold, (int, float)) and 0.0 <= threshold < float("inf")):
+        raise InvalidParameterError(f"reuse threshold must be a finite number >= 0, got {threshold!r}")
+    rules = Rules(refresh="reuse-mixture" if exact else "reuse-stale", reuse_threshold=threshold)
+    return AcceleratedWindowDecoder("sjdpp-exact" if exact else "sjdpp", window, rules, use_cache)

@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from jacobi_oracle.accelerated import ACCELERATED, build_accelerated
-from jacobi_oracle.accelerated.jacobi import AcceleratedWindowDecoder
+from jacobi_oracle.accelerated.jacobi import AcceleratedWindowDecoder, Rules
 from jacobi_oracle.accelerated.noise import keyed_categorical, keyed_uniforms, sample_streams
 from jacobi_oracle.models.llamagen import LlamaGen, llamagen_config
 from jacobi_oracle.models.registry import build_model
@@ -138,7 +138,7 @@ def test_device_uniforms_equal_the_keyed_uniforms(seed: int, sample: int, iterat
 
 def test_a_decoder_drawing_on_other_keys_is_caught() -> None:
     # negative control: AR whose tokens come from the "fresh" events instead of "sample"
-    broken = AcceleratedWindowDecoder("ar", 1, bonus_purpose="fresh")
+    broken = AcceleratedWindowDecoder("ar", 1, Rules(bonus_purpose="fresh"))
     config = Config("ar", 1, Sampling(), 0, MAX_BATCH)
     case = build_model("hash")
     slow, fast = decode_both(case.model, [case.condition] * MAX_BATCH, case.layout, config, broken)
