@@ -21,6 +21,7 @@ from typing import Any
 import torch
 
 from ..models.llamagen import CONFIGS, LlamaGen, llamagen_config, load_llamagen
+from ..reference.presets import build_preset
 from ..spec.errors import InvalidParameterError
 from ..spec.layout import Layout
 from ..spec.randomness import KeyedRandomness, Randomness
@@ -47,6 +48,7 @@ class BenchConfig:
     device: str = "auto"
     checkpoint: str | None = None
     threads: int | None = None  # CPU threads (1 avoids contention on a loaded machine)
+    reference_images: int = 0  # also time reference/ (query contract, no cache) on this many images
 
     def __post_init__(self) -> None:
         # Verify the model name, the image count and the dtype
@@ -129,7 +131,7 @@ def bench_strategy(
             passes += [d.forward_passes for d in decoded]
     latency = statistics.median(latencies)
     mean_passes = statistics.fmean(passes)
-    return {
+    row: dict[str, Any] = {
         "strategy": name,
         "forward_passes_mean": mean_passes,
         "forward_passes_sd": statistics.pstdev(passes),
@@ -138,12 +140,36 @@ def bench_strategy(
         "tokens_per_s": layout.num_cells / latency,
         "time_per_pass_s": latency * config.batch / mean_passes,
     }
+    if config.reference_images:
+        row["reference_latency_s_median"] = time_reference(name, model, config, layout, sampling)
+        row["speedup_over_reference"] = row["reference_latency_s_median"] / latency
+    return row
+
+
+def time_reference(name: str, model: LlamaGen, config: BenchConfig, layout: Layout, sampling: Sampling) -> float:
+    """Median seconds per image of the reference decoder (batch 1) on the same model."""
+    reference = build_preset(name, **({} if name == "ar" else {"window": config.window}))
+    times = []
+    for image in range(config.reference_images):
+        start = time.perf_counter()
+        with torch.no_grad():
+            reference.decode(model, 0, layout, sampling, KeyedRandomness(config.seed, image))
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
 
 
 def run_bench(config: BenchConfig, command: str, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
-    device = pick_device(config.device)
+    threads = torch.get_num_threads()
     if config.threads is not None:
         torch.set_num_threads(config.threads)
+    try:
+        return _run_bench(config, command, progress)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _run_bench(config: BenchConfig, command: str, progress: Callable[[str], None] | None) -> dict[str, Any]:
+    device = pick_device(config.device)
     model = build_bench_model(config, device)
     layout = Layout(config.grid, config.grid)
     sampling = Sampling(top_k=config.top_k, cfg_scale=config.cfg_scale)

@@ -13,7 +13,7 @@ from jacobi_oracle.spec.errors import InvalidParameterError
 
 def test_bench_reports_every_strategy_against_accelerated_ar(capsys: pytest.CaptureFixture[str]) -> None:
     argv = ["bench", "--model", "llamagen-tiny", "--grid", "3", "--strategies", "sjd", "--window", "4"]
-    assert main([*argv, "--images", "10", "--warmup", "1", "--threads", "1", "--json"]) == 0
+    assert main([*argv, "--images", "10", "--warmup", "1", "--threads", "1", "--reference-images", "1", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert {"device", "torch", "date", "command", "results"} <= set(report)
     rows = {r["strategy"]: r for r in report["results"]}
@@ -21,6 +21,7 @@ def test_bench_reports_every_strategy_against_accelerated_ar(capsys: pytest.Capt
     assert rows["ar"]["forward_passes_mean"] == 9  # one pass per cell
     assert 1 <= rows["sjd"]["forward_passes_mean"] <= 9
     assert rows["ar"]["speedup_over_ar"] == 1.0
+    assert rows["sjd"]["speedup_over_reference"] > 0
     for key in ("bandwidth_floor_s", "empty_launch_s", "step_over_floor", "weight_bytes"):
         assert rows["ar"][key] > 0, key
 
