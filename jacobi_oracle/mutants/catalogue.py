@@ -10,7 +10,6 @@ from typing import Any
 
 from ..models.toy import HashModel
 from ..reference.composed import ComposedStrategy
-from ..reference.drafters import ReuseRefresher
 from ..reference.presets import sjd
 from ..reference.verifiers import RuleVerifier
 from ..spec.errors import InvalidParameterError
@@ -27,6 +26,7 @@ from .parts import (
     OffByOneVerifier,
     RawLogitsQRefresher,
     ReprocessedResidualRule,
+    StaleReuseRefresher,
     TargetSamplingVerifier,
     UnnormalisedResidualRule,
     WrongSignResidualRule,
@@ -41,10 +41,16 @@ CASE_SHARPNESS = 2.0  # peaked conditionals: drafts are often rejected, bugs sho
 DEFAULT_SAMPLING = Sampling()
 
 
-def mutant_problem(sampling: Sampling = DEFAULT_SAMPLING, condition: int | None = 0) -> Problem:
-    """The tiny exact case every mutant runs on: a hash model, V=3, 2x2 grid, class 0."""
-    model = HashModel(CASE_VOCAB, CASE_HEIGHT * CASE_WIDTH, row_stride=CASE_WIDTH, sharpness=CASE_SHARPNESS)
-    return Problem(model, condition, Layout(CASE_HEIGHT, CASE_WIDTH), sampling)
+def mutant_problem(
+    sampling: Sampling = DEFAULT_SAMPLING,
+    vocab_size: int = CASE_VOCAB,
+    height: int = CASE_HEIGHT,
+    width: int = CASE_WIDTH,
+) -> Problem:
+    """The tiny exact case every mutant runs on: a peaked hash model (default V=3 on a 2x2
+    grid), class 0."""
+    model = HashModel(vocab_size, height * width, row_stride=width, sharpness=CASE_SHARPNESS)
+    return Problem(model, 0, Layout(height, width), sampling)
 
 
 def without_temperature(sampling: Sampling) -> Sampling:
@@ -76,8 +82,8 @@ class Mutant:
     def build(self) -> ComposedStrategy:
         return replace(sjd(MUTANT_WINDOW), name=f"mutant:{self.name}", **self.parts())
 
-    def problem(self) -> Problem:
-        return mutant_problem(self.sampling)
+    def problem(self, vocab_size: int = CASE_VOCAB, height: int = CASE_HEIGHT, width: int = CASE_WIDTH) -> Problem:
+        return mutant_problem(self.sampling, vocab_size, height, width)
 
     @property
     def bug_class(self) -> str:
@@ -101,7 +107,7 @@ MUTANTS: dict[str, Mutant] = {
         Mutant("cfg-target-only", lambda: {"refresher": DraftSamplingRefresher(without_cfg)}, Sampling(cfg_scale=3.0)),
         Mutant("greedy-draft-softmax-q", lambda: {"refresher": GreedyDraftRefresher()}, Sampling()),
         Mutant("raw-logits-q", lambda: {"refresher": RawLogitsQRefresher(raw_logits)}, T_HIGH),
-        Mutant("stale-q-after-reuse", lambda: {"refresher": ReuseRefresher(1.0, q="stale")}, T_TWO),
+        Mutant("stale-q-after-reuse", lambda: {"refresher": StaleReuseRefresher()}, T_HIGH),
         Mutant("residual-unnormalised", lambda: {"verifier": RuleVerifier(UnnormalisedResidualRule())}, Sampling()),
         Mutant("residual-wrong-sign", lambda: {"verifier": RuleVerifier(WrongSignResidualRule())}, Sampling()),
         Mutant("residual-reprocessed", lambda: {"verifier": RuleVerifier(ReprocessedResidualRule())}, T_HIGH),

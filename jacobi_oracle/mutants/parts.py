@@ -6,11 +6,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import Literal
 
 import torch
 
 from ..reference.composed import ComposedStrategy
-from ..reference.drafters import FreshSampleRefresher, fresh_sample
+from ..reference.drafters import FreshSampleRefresher, ReuseRefresher, fresh_sample
 from ..reference.keys import Key
 from ..reference.masks import CausalMask
 from ..reference.presets import sjd
@@ -192,6 +193,16 @@ class GreedyDraftRefresher(FreshSampleRefresher):
     ) -> Draft | None:
         token = int(target_probs.argmax())
         return Draft(token, target_probs, last_target=target_probs)
+
+
+@dataclass(frozen=True)
+class StaleReuseRefresher(ReuseRefresher):
+    """Bug class: stale q after reuse (SJD++ as published): a draft kept because its confidence
+    p_t(x) / p_{t-1}(x) exceeds the threshold is verified with its old q, although the keep
+    decision read its value; its true law is the keep-or-resample mixture."""
+
+    threshold: float = 0.5
+    q: Literal["stale", "mixture"] = "stale"
 
 
 @dataclass(frozen=True)
