@@ -11,6 +11,7 @@ from typing import Literal, Protocol
 
 import torch
 
+from ..spec.acceptance import compute_acceptance_probability
 from ..spec.errors import InvalidParameterError
 from ..spec.layout import Layout
 from ..spec.model import Problem
@@ -194,3 +195,33 @@ class ReuseRefresher:
         else:
             draft_probs = old.draft_probs if kept else target_probs
         return Draft(token, draft_probs, last_target=target_probs)
+
+
+@dataclass(frozen=True)
+class ConfidentReuseRefresher:
+    """PJD's post-rejection reuse (spec/pjd.md): an unresolved draft x is kept, with its old q,
+    when min(1, p(x) / q(x)) under this pass's p exceeds `threshold` (0.5 in the official
+    code); otherwise it is replaced by this pass's fresh sample y ~ p with q = p. The keep
+    decision reads the draft's own value, so a kept draft's q is no longer its law (lossy)."""
+
+    threshold: float = 0.5
+
+    def __post_init__(self) -> None:
+        # Verify the threshold is an acceptance probability
+        if not (isinstance(self.threshold, (int, float)) and 0.0 <= self.threshold <= 1.0):
+            raise InvalidParameterError(f"reuse threshold must be in [0, 1], got {self.threshold!r}")
+
+    def refresh(
+        self,
+        problem: Problem,
+        state: JacobiState,
+        cell: int,
+        target_probs: torch.Tensor,
+        randomness: Randomness,
+    ) -> Draft | None:
+        old = state.drafts[cell]
+        if old is not None:
+            confidence = compute_acceptance_probability(target_probs, old.draft_probs, old.token)
+            if confidence > self.threshold:
+                return Draft(old.token, old.draft_probs, last_target=target_probs)
+        return FreshSampleRefresher().refresh(problem, state, cell, target_probs, randomness)

@@ -21,3 +21,14 @@ class CausalMask:
 
     def is_visible(self, query_position: int, query_window: int, key: Key, key_window: int | None) -> bool:
         return key.position < query_position
+
+
+class RowCausalMask:
+    """PJD's Row-Causal Mask (spec/masks.md): a query sees every committed raster-earlier key
+    (and raster-earlier end-of-row tokens) and the raster-earlier drafts of its own window (its
+    row), never the uncommitted drafts of another window."""
+
+    def is_visible(self, query_position: int, query_window: int, key: Key, key_window: int | None) -> bool:
+        if key.position >= query_position:
+            return False
+        return not key.is_draft or key_window == query_window

@@ -12,6 +12,7 @@ from .ar import AutoRegressive
 from .composed import ComposedStrategy
 from .drafters import (
     ArgmaxRefresher,
+    ConfidentReuseRefresher,
     FreshSampleRefresher,
     InitialDrafter,
     RandomDrafter,
@@ -20,12 +21,15 @@ from .drafters import (
     SpatialDrafter,
 )
 from .lpd import lpd
-from .masks import CausalMask
-from .schedules import RasterWindow
+from .masks import CausalMask, Mask, RowCausalMask
+from .pjd_exact import pjd_exact
+from .schedules import ParallelRows, RasterWindow, StaggeredRows
 from .verifiers import (
     GreedyRule,
     GroupedRule,
     LatentNeighbourRule,
+    NoVerifier,
+    RowLagVerifier,
     RuleVerifier,
     SpeculativeVerifier,
     Verifier,
@@ -187,6 +191,60 @@ register(
 register(Preset("gsd", "SJD with grouped speculative acceptance (GSD), toy-scaled groups", gsd, False))
 register(Preset("lantern", "SJD with relaxed acceptance over latent neighbours (LANTERN)", lantern, False))
 
+
+# --- the 2D family (spec/pjd.md, spec/pjd_exact.md, spec/zipar.md) ---
+
+DEFAULT_CONTEXT = 2  # PJD's c on the toy grids (official code: 8 image tokens + the row's leading token)
+PJD_REUSE_THRESHOLD = 0.5  # PJD keeps an unresolved draft when min(1, p/q) exceeds this
+
+
+def pjd(
+    context: int = DEFAULT_CONTEXT,
+    window: int = DEFAULT_WINDOW,
+    mask: Literal["row-causal", "causal"] = "row-causal",
+    reuse_threshold: float = PJD_REUSE_THRESHOLD,
+) -> ComposedStrategy:
+    """Parallel Jacobi decoding as published: a window per active row, all rows in one pass
+    under the Row-Causal Mask, lower rows verified against partial context one column behind
+    the row above, PJD's post-rejection reuse rule. `mask="causal"` is the ablation."""
+    masks: dict[str, Mask] = {"row-causal": RowCausalMask(), "causal": CausalMask()}
+    if mask not in masks:
+        raise InvalidParameterError(f"pjd mask must be 'row-causal' or 'causal', got {mask!r}")
+    return ComposedStrategy(
+        name="pjd" if mask == "row-causal" else "pjd-causal",
+        schedule=ParallelRows(context, window),
+        initial_drafter=RandomDrafter(),
+        verifier=RowLagVerifier(SpeculativeVerifier()),
+        refresher=ConfidentReuseRefresher(reuse_threshold),
+        mask=masks[mask],
+    )
+
+
+def zipar(window: int = DEFAULT_CONTEXT) -> ComposedStrategy:
+    """ZipAR: row r+1 starts once row r has `window` tokens; one sample per active row per
+    pass, no drafts, no verification."""
+    return ComposedStrategy(
+        name="zipar",
+        schedule=StaggeredRows(window),
+        initial_drafter=RandomDrafter(),  # never called: ZipAR windows carry no drafts
+        verifier=NoVerifier(),
+        refresher=FreshSampleRefresher(),  # never called: nothing is left unresolved
+        mask=CausalMask(),
+    )
+
+
+def _pjd_causal(
+    context: int = DEFAULT_CONTEXT, window: int = DEFAULT_WINDOW, reuse_threshold: float = PJD_REUSE_THRESHOLD
+) -> ComposedStrategy:
+    return pjd(context, window, "causal", reuse_threshold)
+
+
+register(Preset("pjd", "parallel Jacobi decoding (PJD) as published: rows in parallel, Row-Causal Mask", pjd, False))
+register(Preset("pjd-causal", "PJD ablation: the plain causal mask instead of the Row-Causal Mask", _pjd_causal, False))
+register(
+    Preset("pjd-exact", "PJD's 2D drafting as a shadow, commits by exact raster verification (ours)", pjd_exact, True)
+)
+register(Preset("zipar", "ZipAR: staggered rows, one sample per active row per pass, no verification", zipar, False))
 
 # --- LPD (spec/lpd.md): needs a position-query model for its mutual query visibility ---
 register(Preset("lpd", "locality-aware parallel decoding: seeded locality order, one cell group per pass", lpd, False))

@@ -249,3 +249,71 @@ class LatentNeighbourRule:
 
     def bonus_law(self, target_probs: torch.Tensor) -> torch.Tensor:
         return target_probs
+
+
+def compute_row_limit(problem: Problem, state: JacobiState, window: Window, lag: int) -> int:
+    """How many leading cells of a one-row window may be committed: (r, j) needs the row above
+    to have had (r-1, j+lag) committed before the pass (for j+lag >= W, the whole row)."""
+    width = problem.layout.width
+    row, _ = problem.layout.row_col(window.cells[0])
+    if row == 0:
+        return len(window.cells)
+    above = state.committed[(row - 1) * width : row * width]
+    prefix = next((col for col, token in enumerate(above) if token is None), width)
+    limit = 0
+    for cell in window.cells:
+        _, col = problem.layout.row_col(cell)
+        if prefix < min(col + 1 + lag, width):
+            break
+        limit += 1
+    return limit
+
+
+@dataclass(frozen=True)
+class RowLagVerifier:
+    """PJD's lower-row rule (spec/pjd.md): cell (r, j) is committed only when (r-1, j+lag) was
+    committed before the pass (lag = 1 in the official code), so a lower row stays behind the
+    row above. Cells past that limit are not verified; they stay unresolved (and refreshed)."""
+
+    inner: Verifier
+    lag: int = 1
+
+    def __post_init__(self) -> None:
+        # Verify the lag is a column count >= 0
+        if not isinstance(self.lag, int) or self.lag < 0:
+            raise InvalidParameterError(f"row lag must be an int >= 0, got {self.lag!r}")
+
+    def verify(
+        self,
+        problem: Problem,
+        state: JacobiState,
+        window: Window,
+        target_probs: dict[int, torch.Tensor],
+        randomness: Randomness,
+    ) -> WindowOutcome:
+        limit = compute_row_limit(problem, state, window, self.lag)
+        if limit == len(window.cells):
+            return self.inner.verify(problem, state, window, target_probs, randomness)
+        if limit == 0:
+            return WindowOutcome({}, (), (), window.cells)
+        head = Window(window.cells[:limit], bonus=False)
+        outcome = self.inner.verify(problem, state, head, target_probs, randomness)
+        held = window.cells[limit:]
+        return WindowOutcome(outcome.committed, outcome.proposed, outcome.accepted, outcome.unresolved + held)
+
+
+class NoVerifier:
+    """No verification (ZipAR, spec/zipar.md): every window cell is undrafted and gets this
+    pass's fresh sample y ~ p, committed as is."""
+
+    def verify(
+        self,
+        problem: Problem,
+        state: JacobiState,
+        window: Window,
+        target_probs: dict[int, torch.Tensor],
+        randomness: Randomness,
+    ) -> WindowOutcome:
+        assert all(state.drafts[cell] is None for cell in window.cells), "NoVerifier windows carry no drafts"
+        committed = {cell: fresh_sample(target_probs[cell], state.iteration, cell, randomness) for cell in window.cells}
+        return WindowOutcome(committed, (), (), ())
