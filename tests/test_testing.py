@@ -21,6 +21,8 @@ from jacobi_oracle.spec.sampling import Sampling
 from jacobi_oracle.testing import CausalTarget, assert_lossless, wrap_decoder
 from jacobi_oracle.testing.assertions import choose_engine, resolve_problem
 
+pytest_plugins = ["pytester"]
+
 
 def ar_by_hand(target: CausalTarget, rng: Any) -> list[int]:
     tokens: list[int] = []
@@ -93,3 +95,29 @@ def test_importing_the_plugin_does_not_import_torch() -> None:
     code = "import sys, jacobi_oracle.testing.plugin; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+EXTERNAL_TEST = """
+import pytest
+
+def decode(target, rng):
+    tokens = []
+    for _ in range(target.num_cells):
+        tokens.append(rng.categorical(target(tokens)[-1]))
+    return tokens
+
+@pytest.mark.lossless(model="hash-tiny", engine="exact")
+def test_engine(lossless_oracle):
+    report = lossless_oracle(decode)
+    print("ENGINE", report.engine, report.verdict.budget if report.engine == "stat" else "")
+"""
+
+
+def test_the_plugin_needs_no_config_and_the_command_line_overrides_the_marker(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_external=EXTERNAL_TEST)
+    marked = pytester.runpytest("-s", "--strict-markers")
+    marked.assert_outcomes(passed=1)
+    marked.stdout.fnmatch_lines(["*ENGINE exact*"])
+    overridden = pytester.runpytest("-s", "--lossless-engine=stat", "--lossless-budget=40")
+    overridden.assert_outcomes(passed=1)
+    overridden.stdout.fnmatch_lines(["*ENGINE stat 40*"])
