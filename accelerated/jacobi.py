@@ -281,6 +281,7 @@ class AcceleratedWindowDecoder:
     ) -> Decoded:
         return self.decode_batch(model, [condition], layout, sampling, [randomness])[0]
 
+    @torch.no_grad()
     def decode_batch(
         self,
         model: Model,
