@@ -1,6 +1,8 @@
 """Sharded audits (jacobi_oracle/oracle/distributed.py): two gloo ranks on localhost reach the
 single-process verdict on the same keyed noise, with count tables equal bit for bit.
-These are equalities, not statistical assertions: no false-fail probability is involved."""
+The equalities are exact. The one statistical assertion (sjd passes, judged at the default
+alpha = 1e-6, so it fails a lossless decoder with probability <= 1e-6 over seeds) has its
+negative control beside it: the always-accept mutant, which the sharded audit must reject."""
 
 from __future__ import annotations
 
@@ -20,12 +22,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from jacobi_oracle.models.toy import HashModel
+from jacobi_oracle.mutants import get_mutant
 from jacobi_oracle.oracle.distributed import Shard, distributed_check, flatten_tables, unflatten_tables
 from jacobi_oracle.oracle.statistical import CountTables, statistical_check
 from jacobi_oracle.reference.presets import build_preset
 from jacobi_oracle.spec.layout import Layout
 from jacobi_oracle.spec.model import Problem
 from jacobi_oracle.spec.sampling import Sampling
+from jacobi_oracle.spec.strategy import Strategy
 
 needs_gloo = pytest.mark.skipif(
     not (dist.is_available() and dist.is_gloo_available()), reason="torch.distributed with gloo is unavailable"
@@ -52,13 +56,20 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def audited() -> dict[str, Strategy]:
+    """A lossless preset, and a negative control the sharded audit must reject as well."""
+    return {"sjd": build_preset("sjd"), "always-accept": get_mutant("always-accept").build()}
+
+
 def rank_worker(rank: int, port: int, out: str) -> None:
     os.environ["OMP_NUM_THREADS"] = "1"
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
     try:
-        verdict = distributed_check(build_preset("sjd"), two_sample_problem(), TWO_SAMPLE_BUDGET, seed=7)
-        assert verdict.counts is not None
-        result = {"verdict": verdict.to_json(), "counts": verdict.counts.to_json()}
+        result = {}
+        for name, strategy in audited().items():
+            verdict = distributed_check(strategy, two_sample_problem(), TWO_SAMPLE_BUDGET, seed=7)
+            assert verdict.counts is not None
+            result[name] = {"verdict": verdict.to_json(), "counts": verdict.counts.to_json()}
         Path(out, f"rank{rank}.json").write_text(json.dumps(result))
     finally:
         dist.destroy_process_group()
@@ -78,13 +89,15 @@ def test_two_gloo_ranks_reach_the_single_process_verdict_in_two_sample_mode(tmp_
         process.join(timeout=120)
     assert [p.exitcode for p in ranks_run] == [0, 0]
     ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
-    single = statistical_check(build_preset("sjd"), two_sample_problem(), TWO_SAMPLE_BUDGET, seed=7)
-    assert single.counts is not None and single.reference == "two-sample"
-    for result in ranks:
-        merged = CountTables.from_json(result["counts"])
-        for name, array in single.counts.arrays().items():
-            assert np.array_equal(merged.arrays()[name], array), name
-        assert without_timing(result["verdict"]) == without_timing(single.to_json())
+    for name, strategy in audited().items():
+        single = statistical_check(strategy, two_sample_problem(), TWO_SAMPLE_BUDGET, seed=7)
+        assert single.counts is not None and single.reference == "two-sample"
+        assert single.passed == (name == "sjd")  # always-accept: p-values ~0 at this budget
+        for result in ranks:
+            merged = CountTables.from_json(result[name]["counts"])
+            for table, array in single.counts.arrays().items():
+                assert np.array_equal(merged.arrays()[table], array), (name, table)
+            assert without_timing(result[name]["verdict"]) == without_timing(single.to_json())
 
 
 @needs_gloo
