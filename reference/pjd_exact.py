@@ -23,7 +23,7 @@ One pass:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import torch
 
@@ -89,6 +89,7 @@ class PJDExact(PhasedDecoder[PJDExactState, Plan, Output]):
     verification: RasterWindow  # V (length L)
     initial_drafter: InitialDrafter
     row_mask: Mask
+    verify_mask: Mask = field(default_factory=CausalMask)  # only the causal mask makes V exact
 
     def start(self, problem: Problem) -> PJDExactState:
         n = problem.layout.num_cells
@@ -135,7 +136,7 @@ class PJDExact(PhasedDecoder[PJDExactState, Plan, Output]):
         v_index = len(rows)
         keys, key_window = self.keys(problem, state, rows, window_v)
         queries = [Query(cell, w, self.row_mask) for w, window in enumerate(rows) for cell in window.cells]
-        queries += [Query(cell, v_index, CausalMask()) for cell in window_v.cells]
+        queries += [Query(cell, v_index, self.verify_mask) for cell in window_v.cells]
         visible = [
             [
                 q.mask.is_visible(problem.layout.position(q.cell), q.window, key, kw)
