@@ -6,7 +6,15 @@ from __future__ import annotations
 import argparse
 
 from ..mutants import MUTANTS, get_mutant
-from ..mutants.runner import DEFAULT_ALPHA, DEFAULT_BUDGET, ENGINES, Judgement, lossless_presets, run_catalogue
+from ..mutants.runner import (
+    DEFAULT_ALPHA,
+    DEFAULT_BUDGET,
+    ENGINES,
+    Judgement,
+    lossless_presets,
+    preset_settings,
+    run_catalogue,
+)
 from ..reference.presets import PRESETS
 from ..spec.errors import InvalidParameterError
 from .check import sample_progress
@@ -40,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
             results.append(judgement)
             advance(len(results), total)
 
-        total = len(mutants) + len(presets) * len({m.sampling for m in MUTANTS.values()})
+        total = len(mutants) + len(presets) * len(preset_settings(args.engine))
         run_catalogue(
             args.engine, mutants, presets, budget=args.budget, alpha=args.alpha, seed=args.seed, on_result=record
         )

@@ -14,7 +14,7 @@ from ..spec.errors import InvalidParameterError
 from ..spec.model import Problem
 from ..spec.sampling import Sampling
 from ..spec.strategy import Strategy
-from .catalogue import MUTANTS, PRESET_SETTINGS, Mutant, mutant_problem
+from .catalogue import DEFAULT_SAMPLING, MUTANTS, PRESET_SETTINGS, Mutant, mutant_problem
 
 Engine = Literal["exact", "stat"]
 ENGINES: tuple[Engine, ...] = ("exact", "stat")
@@ -91,6 +91,10 @@ def judge_strategy(
     )
 
 
+def preset_settings(engine: Engine) -> tuple[Sampling, ...]:
+    return PRESET_SETTINGS if engine == "exact" else (DEFAULT_SAMPLING,)
+
+
 def lossless_presets() -> list[str]:
     return [name for name, preset in PRESETS.items() if preset.lossless and not preset.greedy_only]
 
@@ -106,14 +110,17 @@ def run_catalogue(
     engine: Engine,
     mutants: Iterable[Mutant] | None = None,
     presets: Iterable[str] | None = None,
-    settings: Iterable[Sampling] = PRESET_SETTINGS,
+    settings: Iterable[Sampling] | None = None,
     budget: int = DEFAULT_BUDGET,
     alpha: float = DEFAULT_ALPHA,
     seed: int = 0,
     on_result: Callable[[Judgement], None] | None = None,
 ) -> list[Judgement]:
-    """Judge every mutant on its own setting and every lossless preset on every setting."""
+    """Judge every mutant on its own setting and every lossless preset on `settings` (default:
+    every mutant setting for the exact engine, the plain setting T=1 for the stat engine, whose
+    runs cost `budget` samples each)."""
     check_engine(engine)
+    settings = preset_settings(engine) if settings is None else settings
     results = []
     for mutant in MUTANTS.values() if mutants is None else mutants:
         results.append(

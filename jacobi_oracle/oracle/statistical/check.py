@@ -9,6 +9,7 @@ The family of sub-tests (spec/statistical_oracle.md):
     accept-hazard       verifier: acceptance counts vs alpha = sum min(p, q)   (ComposedStrategy)
     residual-pit        verifier: residual tokens ~ norm(max(0, p - q))
     bonus-pit           verifier: bonus tokens ~ p
+    draft-pit           verifier: every verified draft ~ its stored q (the precondition)
 Each is judged at alpha / (family size) (Bonferroni), so the whole check fails a lossless
 strategy with probability <= alpha.
 """
@@ -166,6 +167,8 @@ def verifier_tests(tables: CountTables, alpha: float) -> list[TestResult]:
         results.append(pit_uniformity("residual-pit", tables.residual_pit, alpha))
     if tables.bonus_pit.sum():
         results.append(pit_uniformity("bonus-pit", tables.bonus_pit, alpha))
+    if tables.draft_pit.sum():
+        results.append(pit_uniformity("draft-pit", tables.draft_pit, alpha))
     return results
 
 
@@ -178,7 +181,7 @@ def support_test(tables: CountTables) -> TestResult:
 
 def family_size(problem: Problem, tables: CountTables) -> int:
     verifier = int(bool(tables.hazard[:, 0].sum())) + int(bool(tables.residual_pit.sum()))
-    verifier += int(bool(tables.bonus_pit.sum()))
+    verifier += int(bool(tables.bonus_pit.sum())) + int(bool(tables.draft_pit.sum()))
     return problem.layout.num_cells + len(adjacent_pairs(problem)) + 3 + verifier
 
 

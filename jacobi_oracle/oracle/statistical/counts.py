@@ -79,6 +79,7 @@ class CountTables:
     hazard: IntArray  # [D, 4] per draft depth: trials, accepts, fixed sum alpha, fixed sum alpha(1-alpha)
     residual_pit: IntArray  # [PIT_BINS] randomised PIT of residual tokens under norm(max(0, p - q))
     bonus_pit: IntArray  # [PIT_BINS] randomised PIT of bonus tokens under p
+    draft_pit: IntArray  # [PIT_BINS] randomised PIT of every verified draft under its stored q
 
     @staticmethod
     def empty(problem: Problem) -> CountTables:
@@ -96,6 +97,7 @@ class CountTables:
             hazard=np.zeros((cells, 4), np.int64),
             residual_pit=np.zeros(PIT_BINS, np.int64),
             bonus_pit=np.zeros(PIT_BINS, np.int64),
+            draft_pit=np.zeros(PIT_BINS, np.int64),
         )
 
     def arrays(self) -> dict[str, IntArray]:
@@ -153,6 +155,7 @@ class VerifierRecord:
     hazard: IntArray
     residual_pit: IntArray
     bonus_pit: IntArray
+    draft_pit: IntArray
     aux: KeyedRandomness
 
 
@@ -160,7 +163,8 @@ class VerifierRecord:
 class RecordingVerifier:
     """Runs `inner` unchanged and records what the law of speculative verification predicts:
     the acceptance probability alpha = sum min(p, q) of each verified draft (marginal over
-    d ~ q), and the PIT of residual and bonus tokens under norm(max(0, p - q)) and p."""
+    d ~ q), and the PIT of the draft under q, of residual and bonus tokens under
+    norm(max(0, p - q)) and p."""
 
     inner: Verifier
     record: VerifierRecord
@@ -191,6 +195,8 @@ def record_window(
         assert draft is not None, "a verified cell carries a draft"
         p, q = target_probs[cell], draft.draft_probs
         alpha = float(torch.minimum(p, q).sum())
+        u = record.aux.uniform(EventKey(AUX_PURPOSE + "-draft", state.iteration, cell))
+        record.draft_pit[pit_bin(randomised_pit(q, draft.token, u))] += 1
         record.hazard[depth] += (1, int(cell in accepted), to_fixed(alpha), to_fixed(alpha * (1.0 - alpha)))
         if cell not in accepted and cell in outcome.committed:
             excess = torch.clamp(p - q, min=0.0)
@@ -271,7 +277,9 @@ def count_samples(
     """Decode one sample per index in `seeds` (noise KeyedRandomness(seed, sample=index)) and
     count it. Disjoint index sets give tables that add up to the tables of their union."""
     tables = CountTables.empty(problem)
-    record = VerifierRecord(tables.hazard, tables.residual_pit, tables.bonus_pit, KeyedRandomness(seed))
+    record = VerifierRecord(
+        tables.hazard, tables.residual_pit, tables.bonus_pit, tables.draft_pit, KeyedRandomness(seed)
+    )
     recorded = instrumented(strategy, record)
     with single_threaded():
         for done, index in enumerate(seeds, start=1):
