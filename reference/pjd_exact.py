@@ -137,18 +137,18 @@ class PJDExact(PhasedDecoder[PJDExactState, Plan, Output]):
         keys, key_window = self.keys(problem, state, rows, window_v)
         queries = [Query(cell, w, self.row_mask) for w, window in enumerate(rows) for cell in window.cells]
         queries += [Query(cell, v_index, self.verify_mask) for cell in window_v.cells]
-        visible = [
-            [
-                q.mask.is_visible(problem.layout.position(q.cell), q.window, key, kw)
-                for key, kw in zip(keys, key_window, strict=True)
-            ]
-            for q in queries
-        ]
+        visible = [self.visibility(problem.layout.position(q.cell), q, keys, key_window) for q in queries]
         assert all(js.committed[q.cell] is None for q in queries)
         probs = run_queries(problem, keys, [q.cell for q in queries], visible)
         p_row = {q.cell: probs[i] for i, q in enumerate(queries) if q.window != v_index}
         p_causal = {q.cell: probs[i] for i, q in enumerate(queries) if q.window == v_index}
         return p_row, p_causal
+
+    @staticmethod
+    def visibility(position: int, query: Query, keys: list[Key], key_window: list[int | None]) -> list[bool]:
+        return [
+            query.mask.is_visible(position, query.window, key, kw) for key, kw in zip(keys, key_window, strict=True)
+        ]
 
     def keys(
         self, problem: Problem, state: PJDExactState, rows: tuple[Window, ...], window_v: Window

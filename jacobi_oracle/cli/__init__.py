@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from ..spec.errors import JacobiOracleError
-from . import audit, bench, check, demo, falsefail, mutants, shard_audit, strategies, vectors
+from . import audit, bench, check, compression, demo, falsefail, mutants, shard_audit, strategies, vectors
 from .common import Command
 
 COMMANDS: list[Command] = [
@@ -21,6 +21,7 @@ COMMANDS: list[Command] = [
     audit.COMMAND,
     bench.COMMAND,
     demo.COMMAND,
+    compression.COMMAND,
 ]
 
 

@@ -130,18 +130,24 @@ class MarkovGrid:
         query_positions: torch.Tensor,
         visible: torch.Tensor,
     ) -> torch.Tensor:
-        absent = self.vocab_size
-        out = []
-        for q in range(query_positions.numel()):
-            pos = int(query_positions[q])
-            seen = {int(p): int(t) for p, t, vis in zip(key_positions, key_tokens, visible[q], strict=True) if vis}
-            left = seen.get(pos - 1, absent) if pos % self.width else absent
-            above = seen.get(pos - self.width, absent)
-            row = self.table[left, above]
-            if condition is not None:
-                row = row + self.class_bias[condition]
-            out.append(self.sharpness * row)
-        return torch.stack(out) if out else torch.zeros(0, self.vocab_size, dtype=torch.float64)
+        qp = query_positions[:, None]  # [Q, 1]
+        left = self._visible_token(key_tokens, key_positions, visible, qp - 1)
+        left = torch.where(qp[:, 0] % self.width != 0, left, self.vocab_size)
+        above = self._visible_token(key_tokens, key_positions, visible, qp - self.width)
+        rows = self.table[left, above]  # [Q, V]
+        if condition is not None:
+            rows = rows + self.class_bias[condition]
+        return self.sharpness * rows
+
+    def _visible_token(
+        self, key_tokens: torch.Tensor, key_positions: torch.Tensor, visible: torch.Tensor, wanted: torch.Tensor
+    ) -> torch.Tensor:
+        """Per query, the token of the last visible key at position `wanted` ([Q, 1]), else "absent"."""
+        hit = visible & (key_positions[None, :] == wanted)  # [Q, N]
+        if hit.shape[1] == 0:
+            return torch.full((hit.shape[0],), self.vocab_size, dtype=torch.long)
+        last = hit.shape[1] - 1 - hit.flip(1).to(torch.int8).argmax(dim=1)
+        return torch.where(hit.any(dim=1), key_tokens[last].long(), self.vocab_size)
 
 
 class TinyTransformer(torch.nn.Module):
