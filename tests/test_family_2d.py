@@ -55,7 +55,7 @@ def test_pjd_exact_verified_under_the_row_causal_mask_is_rejected() -> None:
     assert verdict.total_variation > LOSSY_TV_FLOOR, verdict
 
 
-@pytest.mark.parametrize("name", ["pjd", "pjd-causal", "zipar"])
+@pytest.mark.parametrize("name", ["pjd-causal", "zipar"])  # pjd: proofs/test_counterexamples_2d.py
 def test_lossy_2d_presets_move_the_ar_law(name: str) -> None:
     verdict = check_exact(build_preset(name), hash_problem())
     print(f"{name}: total variation {verdict.total_variation:.3g} on hash 2x3 V=2")
