@@ -32,7 +32,9 @@ from ..spec.model import Model, Problem
 from ..spec.randomness import Randomness
 from ..spec.sampling import Sampling
 from ..spec.strategy import Decoded, IterationTrace
-from .noise import keyed_categorical, keyed_uniforms, sample_streams
+from .noise import EventNoise, inverse_cdf, sample_streams
+
+PURPOSES = ("init", "accept", "residual", "fresh", "sample")  # every event a raster-window decoder draws
 
 
 @dataclass
@@ -138,13 +140,13 @@ def window_roles(state: WindowState, num_cells: int) -> tuple[torch.Tensor, torc
     return valid, drafted
 
 
-def fill_drafts(state: WindowState, drafted: torch.Tensor, streams: torch.Tensor, q_rule: str) -> None:
+def fill_drafts(state: WindowState, drafted: torch.Tensor, u: dict[str, torch.Tensor], q_rule: str) -> None:
     """Step 2: a uniformly random draft (keyed "init") for every drafted cell without one."""
     b, w = state.cells.shape
     vocab = state.draft_probs.shape[-1]
     need = drafted & ~state.has_draft.gather(1, state.cells)  # [B, W]
     uniform = torch.full((b, w, vocab), 1.0 / vocab, dtype=torch.float64, device=need.device)
-    token = keyed_categorical(streams, "init", state.iteration, state.cells, uniform)  # [B, W]
+    token = inverse_cdf(uniform, u["init"])  # [B, W]
     q = uniform if q_rule == "uniform" else torch.nn.functional.one_hot(token, vocab).to(torch.float64)
     _write(state, need, token, q, has_draft=True)
 
@@ -176,11 +178,11 @@ class Rules:
 
 
 def verify(
-    state: WindowState, target: torch.Tensor, drafted: torch.Tensor, streams: torch.Tensor, rules: Rules
+    state: WindowState, target: torch.Tensor, drafted: torch.Tensor, u: dict[str, torch.Tensor], rules: Rules
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Step 4, all samples and window cells at once: [B] k, the window index of the correction /
     bonus (cells frontier .. frontier + k are committed), and [B, W] the committed tokens."""
-    it, cells = state.iteration, state.cells
+    cells = state.cells
     draft = state.tokens.gather(1, cells)  # [B, W]
     q = state.draft_probs.gather(1, cells[:, :, None].expand_as(target))  # [B, W, V]
     if rules.verify == "greedy":  # a draft stands iff it is argmax p; otherwise argmax p
@@ -189,9 +191,9 @@ def verify(
     else:  # speculative: accept with min(1, p(d) / q(d)), else residual; bonus y ~ p
         p_d, q_d = target.gather(2, draft[:, :, None])[..., 0], q.gather(2, draft[:, :, None])[..., 0]
         accept_prob = torch.where(drafted, (p_d / q_d.clamp(min=1e-300)).clamp(max=1.0), 0.0)
-        accepted = (keyed_uniforms(streams, "accept", it, cells) < accept_prob) & drafted  # [B, W]
-        residual_token = keyed_categorical(streams, "residual", it, cells, compute_residuals(target, q))
-        bonus_token = keyed_categorical(streams, rules.bonus_purpose, it, cells, target)
+        accepted = (u["accept"] < accept_prob) & drafted  # [B, W]
+        residual_token = inverse_cdf(compute_residuals(target, q), u["residual"])
+        bonus_token = inverse_cdf(target, u[rules.bonus_purpose])
         corrected = torch.where(drafted, residual_token, bonus_token)
     k = accepted.long().cumprod(dim=1).sum(dim=1)  # [B]: leading accepted drafts
     position = torch.arange(cells.shape[1], device=cells.device)[None, :]  # [1, W]
@@ -199,13 +201,13 @@ def verify(
 
 
 def refresh(
-    state: WindowState, target: torch.Tensor, drafted: torch.Tensor, streams: torch.Tensor, rules: Rules
+    state: WindowState, target: torch.Tensor, drafted: torch.Tensor, u: dict[str, torch.Tensor], rules: Rules
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Step 5: [B, W] next drafts and [B, W, V] their q for the cells after the rejection."""
     if rules.refresh == "argmax":  # Jacobi: argmax p, q = point mass
         best = target.argmax(dim=-1)
         return best, torch.nn.functional.one_hot(best, target.shape[-1]).to(target.dtype)
-    fresh = keyed_categorical(streams, "fresh", state.iteration, state.cells, target)  # y ~ p, q = p
+    fresh = inverse_cdf(target, u["fresh"])  # y ~ p, q = p
     if rules.refresh == "fresh":
         return fresh, target
     # SJD++ reuse (reference ReuseRefresher): keep(y) = p_t(y) > threshold * p_{t-1}(y)
@@ -227,12 +229,12 @@ def verify_and_refresh(
     target: torch.Tensor,
     valid: torch.Tensor,
     drafted: torch.Tensor,
-    streams: torch.Tensor,
+    u: dict[str, torch.Tensor],
     rules: Rules,
 ) -> torch.Tensor:
-    """Steps 4-5; returns [B] k (see `verify`)."""
-    k, committed_token = verify(state, target, drafted, streams, rules)
-    next_draft, next_q = refresh(state, target, drafted, streams, rules)
+    """Steps 4-5 with this iteration's uniforms u; returns [B] k (see `verify`)."""
+    k, committed_token = verify(state, target, drafted, u, rules)
+    next_draft, next_q = refresh(state, target, drafted, u, rules)
     position = torch.arange(state.cells.shape[1], device=target.device)[None, :]
     commit = valid & (position <= k[:, None])
     _write(state, commit, committed_token, target, has_draft=False)
@@ -298,16 +300,17 @@ class AcceleratedWindowDecoder:
             )
         problems = [Problem(model, c, layout, sampling) for c in conditions]
         backend, device = self._backend(model, problems)
-        streams = sample_streams(randomness, device)
+        noise = EventNoise(sample_streams(randomness, device), PURPOSES)
         num_cells = layout.num_cells
         state = prefill(len(problems), num_cells, self.window, model.vocab_size, device)
         records: list[tuple[torch.Tensor, ...]] = []
         while not bool((state.frontier >= num_cells).all()):  # the one host sync per iteration
             valid, drafted = window_roles(state, num_cells)
-            fill_drafts(state, drafted, streams, self.rules.draft_q)
+            u = noise.uniforms(state.iteration, state.cells)  # {purpose: [B, W]}
+            fill_drafts(state, drafted, u, self.rules.draft_q)
             cond, uncond = backend.window_logits(state, drafted)
             target = target_probs(sampling, cond, uncond)
-            k = verify_and_refresh(state, target, valid, drafted, streams, self.rules)
+            k = verify_and_refresh(state, target, valid, drafted, u, self.rules)
             n = valid.sum(dim=1)  # [B] window cells
             records.append((state.frontier.clone(), k, n, drafted.sum(dim=1)))
             state.frontier += torch.minimum(k + 1, n)

@@ -44,12 +44,26 @@ def sample_streams(randomness: list[Randomness], device: torch.device) -> torch.
     return torch.tensor(streams, dtype=torch.int64, device=device)
 
 
+class EventNoise:
+    """The uniforms of every (purpose, iteration, cell) event of an iteration in one hash pass:
+    the (seed, sample, purpose) prefix of the chain is hashed once, at construction."""
+
+    def __init__(self, streams: torch.Tensor, purposes: tuple[str, ...]):
+        self.purposes = purposes
+        ids = torch.tensor([purpose_id(p) for p in purposes], dtype=torch.int64, device=streams.device)
+        self.prefix = splitmix64_tensor(streams[None, :] ^ ids[:, None])  # [P, B]
+
+    def uniforms(self, iteration: int, cells: torch.Tensor) -> dict[str, torch.Tensor]:
+        """{purpose: [B, W] float64 uniforms of events (purpose, iteration, cells[b, w])}."""
+        h = splitmix64_tensor(self.prefix ^ iteration)[:, :, None]  # [P, B, 1]
+        h = splitmix64_tensor(h ^ cells[None])  # [P, B, W]
+        u = _shr(h, 11).to(torch.float64) * (1.0 / (1 << 53))
+        return dict(zip(self.purposes, u.unbind(0), strict=True))
+
+
 def keyed_uniforms(streams: torch.Tensor, purpose: str, iteration: int, cells: torch.Tensor) -> torch.Tensor:
     """[B, W] float64 uniforms of events (purpose, iteration, cells[b, w]) for sample streams[b]."""
-    h = splitmix64_tensor(streams ^ purpose_id(purpose))
-    h = splitmix64_tensor(h ^ iteration)[:, None]  # [B, 1]
-    h = splitmix64_tensor(h ^ cells)  # [B, W]
-    return _shr(h, 11).to(torch.float64) * (1.0 / (1 << 53))
+    return EventNoise(streams, (purpose,)).uniforms(iteration, cells)[purpose]
 
 
 def inverse_cdf(probs: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
