@@ -2,7 +2,7 @@
 
 Usage:
 
-    from jacobi_oracle.models.llamagen import LlamaGen, llamagen_config, load_llamagen
+    from jacobi_oracle.models.llamagen import LlamaGen, llamagen_config, load_llamagen, save_llamagen
 
     config = llamagen_config("small", vocab_size=512, num_classes=10, grid_size=16)  # any field overridable
     model = LlamaGen(config)                                # random init (official scheme, output head zeroed)
