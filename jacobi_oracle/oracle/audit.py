@@ -260,13 +260,13 @@ def write_plots(rows: list[AuditRow], directory: str, title: str) -> list[str]:
         if r.total_variation is not None and r.step_compression is not None
     ]
     fig, ax = plt.subplots(figsize=(7, 5))
-    for name, compression, tv, lossless in judged:
+    for i, (name, compression, tv, lossless) in enumerate(judged):
         ax.scatter(compression, tv, color="tab:green" if lossless else "tab:red")
         ax.annotate(
             name,
             (compression, tv),
             fontsize=8,
-            xytext=(3, 3),
+            xytext=(3, 3 + 9 * (i % 5)),  # staggered: presets often share a point
             textcoords="offset points",
         )
     ax.set_yscale("symlog", linthresh=1e-6)
