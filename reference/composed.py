@@ -91,12 +91,10 @@ class ComposedStrategy(PhasedDecoder[JacobiState, Plan, dict[int, torch.Tensor]]
                     key_window.append(w)
         query_cells = [cell for window in windows for cell in window.cells]
         query_window = [w for w, window in enumerate(windows) for _ in window.cells]
+        query_positions = [problem.layout.position(cell) for cell in query_cells]
         visible = [
-            [
-                self.mask.is_visible(problem.layout.position(cell), qw, key, kw)
-                for key, kw in zip(keys, key_window, strict=True)
-            ]
-            for cell, qw in zip(query_cells, query_window, strict=True)
+            [self.mask.is_visible(position, qw, key, kw) for key, kw in zip(keys, key_window, strict=True)]
+            for position, qw in zip(query_positions, query_window, strict=True)
         ]
         probs = run_queries(problem, keys, query_cells, visible)
         return {cell: probs[i] for i, cell in enumerate(query_cells)}
