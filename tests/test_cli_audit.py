@@ -66,6 +66,7 @@ def test_audit_reports_a_too_slow_preset_instead_of_hanging(capsys: pytest.Captu
         assert row["status"] in ("timeout", "error"), row
         assert row["seconds"] < 30, row
         assert row["total_variation"] is None
+        assert row["sampled_step_compression"] is None or row["sampled_step_compression"] >= 1.0
     assert any(row["status"] == "timeout" for row in out["presets"])
     assert code == (1 if any(row["status"] == "error" for row in out["presets"]) else 0)
 

@@ -87,7 +87,7 @@ def print_rows(rows: list[AuditRow], model: str, ar_passes: int) -> None:
             r.lossless,
             "-" if r.measured_lossless is None else r.measured_lossless,
             "-" if r.mean_forward_passes is None else r.mean_forward_passes,
-            "-" if r.step_compression is None else r.step_compression,
+            compression_cell(r),
             round(r.seconds, 1),
             r.status if not r.detail else f"{r.status}: {r.detail}",
         )
@@ -105,6 +105,15 @@ def print_rows(rows: list[AuditRow], model: str, ar_passes: int) -> None:
         "status",
     ]
     print_table(f"audit on {model} (exact engine; AR = {ar_passes} passes)", columns, table)
+
+
+def compression_cell(row: AuditRow) -> object:
+    """The exact step compression, else the sampled one marked as such."""
+    if row.step_compression is not None:
+        return row.step_compression
+    if row.sampled_step_compression is not None:
+        return f"~{row.sampled_step_compression:.3g} (sampled)"
+    return "-"
 
 
 COMMAND = Command(add_parser)

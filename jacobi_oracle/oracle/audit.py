@@ -27,7 +27,7 @@ from ..spec.model import Model, Problem
 from ..spec.randomness import KeyedRandomness
 from ..spec.sampling import Sampling
 from ..spec.strategy import SteppedDecoder
-from .exact import Law, compare_laws, exact_ar_law, exact_output_law
+from .exact import Law, compare_laws, exact_ar_law, exact_output_law, single_threaded
 
 DEFAULT_TIME_LIMIT = 120.0  # seconds of exact enumeration per preset before it is reported as timed out
 DEFAULT_MAP_RUNS = 32  # sampled runs per acceptance map
@@ -40,10 +40,11 @@ class AuditTimeout(JacobiOracleError):
 class DeadlineModel:
     """Wraps a model; a call after `deadline` (time.perf_counter) raises AuditTimeout."""
 
-    def __init__(self, model: Model, deadline: float, limit: float) -> None:
+    def __init__(self, model: Model, deadline: float, limit: float, work: str = "exact enumeration") -> None:
         self.model = model
         self.deadline = deadline
         self.limit = limit
+        self.work = work
 
     @property
     def vocab_size(self) -> int:
@@ -62,7 +63,7 @@ class DeadlineModel:
 
     def check_deadline(self) -> None:
         if time.perf_counter() > self.deadline:
-            raise AuditTimeout(f"exact enumeration exceeded the time limit of {self.limit:g} s")
+            raise AuditTimeout(f"{self.work} exceeded the time limit of {self.limit:g} s")
 
     def logits(
         self,
@@ -90,6 +91,7 @@ class AuditRow:
     seconds: float
     detail: str = ""
     acceptance_map: tuple[tuple[float, ...], ...] | None = None  # [H][W] mean commit pass
+    sampled_step_compression: float | None = None  # AR passes / mean passes of the sampled runs
 
     @property
     def claim_violated(self) -> bool:
@@ -120,15 +122,18 @@ def build_with(preset: Preset, params: dict[str, Any]) -> SteppedDecoder[Any]:
 
 def compute_acceptance_map(
     strategy: SteppedDecoder[Any], problem: Problem, runs: int, seed: int
-) -> tuple[tuple[float, ...], ...]:
-    """Per grid cell, the mean 1-based pass that committed it over `runs` keyed runs."""
+) -> tuple[tuple[tuple[float, ...], ...], float]:
+    """Per grid cell, the mean 1-based pass that committed it over `runs` keyed runs; and the
+    sampled step compression (AR passes / mean passes)."""
     layout = problem.layout
     total = torch.zeros(layout.num_cells, dtype=torch.float64)
+    passes = 0
     for sample in range(runs):
         decoded = strategy.decode_problem(problem, KeyedRandomness(seed, sample))
         total += torch.tensor(decoded.commit_pass(layout.num_cells), dtype=torch.float64)
+        passes += decoded.forward_passes
     grid = (total / runs).reshape(layout.height, layout.width)
-    return tuple(tuple(float(v) for v in row) for row in grid)
+    return tuple(tuple(float(v) for v in row) for row in grid), layout.num_cells * runs / passes
 
 
 class Auditor:
@@ -169,7 +174,9 @@ class Auditor:
         seed: int = 0,
         on_pass: Callable[[], None] | None = None,
     ) -> AuditRow:
-        """One preset's row; `map_runs` > 0 also samples its acceptance map."""
+        """One preset's row; `map_runs` > 0 also samples its acceptance map. When the exact
+        engine times out, the step compression is still sampled (`map_runs` or DEFAULT_MAP_RUNS
+        keyed runs, within another time limit)."""
         started = time.perf_counter()
         problem = self.problem_for(preset)
         base = AuditRow(
@@ -186,14 +193,29 @@ class Auditor:
         )
         try:
             strategy = build_with(preset, params)
-            row = self.exact_row(base, strategy, problem, started, on_pass)
+            try:
+                row = self.exact_row(base, strategy, problem, started, on_pass)
+            except AuditTimeout as error:
+                row = replace(base, status="timeout", detail=str(error))
+                map_runs = map_runs or DEFAULT_MAP_RUNS
             if map_runs > 0:
-                row = replace(row, acceptance_map=compute_acceptance_map(strategy, problem, map_runs, seed))
-        except AuditTimeout as error:
-            row = replace(base, status="timeout", detail=str(error))
+                row = self.sampled_row(row, strategy, problem, map_runs, seed)
         except Exception as error:  # a broken or unsupported preset must not stop the audit
             row = replace(base, status="error", detail=f"{type(error).__name__}: {error}")
         return replace(row, seconds=time.perf_counter() - started)
+
+    def sampled_row(
+        self, row: AuditRow, strategy: SteppedDecoder[Any], problem: Problem, runs: int, seed: int
+    ) -> AuditRow:
+        """`row` with the acceptance map and sampled step compression of `runs` keyed runs."""
+        watched = DeadlineModel(problem.model, time.perf_counter() + self.time_limit, self.time_limit, "sampled runs")
+        try:
+            with single_threaded():
+                grid, compression = compute_acceptance_map(strategy, replace(problem, model=watched), runs, seed)
+        except AuditTimeout as error:
+            return replace(row, detail=f"{row.detail}; {error}".lstrip("; "))
+        detail = row.detail + (f"; step compression sampled over {runs} runs" if row.status == "timeout" else "")
+        return replace(row, acceptance_map=grid, sampled_step_compression=compression, detail=detail)
 
     def exact_row(
         self,
