@@ -196,3 +196,15 @@ def test_training_batches_split_each_image_into_context_and_one_group() -> None:
         assert target[r, qv[r]].tolist() == [image * 16 + c for c in group]
         assert ct[r, cv[r]].tolist() == [image * 16 + c for c in cp[r, cv[r]].tolist()]
         assert int(cls[r]) in (int(labels[image]), 5), f"row {r}: class {int(cls[r])} for image {image}"
+
+
+def test_committed_lpd_model_decodes_a_16x16_grid_in_20_passes() -> None:
+    from jacobi_oracle.models.lpd_eval import DEFAULT_LPD_CHECKPOINT, load_lpd
+    from jacobi_oracle.spec.randomness import KeyedRandomness
+
+    model, tokenizer, config = load_lpd(DEFAULT_LPD_CHECKPOINT)
+    problem = Problem(model, 0, Layout(config.grid, config.grid), Sampling())
+    decoded = lpd(steps=20).decode_problem(problem, KeyedRandomness(0))
+    assert (config.grid, decoded.forward_passes) == (16, 20)
+    assert len(decoded.tokens) == 256 and all(0 <= t < tokenizer.vocab_size for t in decoded.tokens)
+    assert sorted(c for it in decoded.trace for c in it.committed) == list(range(256))

@@ -6,7 +6,7 @@ tokenizer), else the LPD model itself queried in raster order (one plain query p
 self-judge, AR samples are drawn from the judge's own law, so their NLL is the judge's entropy
 rate; held-out real crops are reported beside them as a second reference point.
 
-    python -m jacobi_oracle.models.lpd_eval --checkpoint lpd-small.safetensors --images 12 --png grid.png --json
+    python -m jacobi_oracle.models.lpd_eval [--checkpoint FILE] --images 12 --png grid.png --json
 """
 
 from __future__ import annotations
@@ -31,6 +31,8 @@ from ..spec.strategy import SteppedDecoder
 from .lpd_train import TrainConfig, load_grids
 from .position_query import PositionQueryTransformer, pad_rows
 from .tokenizer import PatchTokenizer
+
+DEFAULT_LPD_CHECKPOINT = Path(__file__).resolve().parent.parent / "assets" / "lpd-photos.safetensors"
 
 
 def load_lpd(path: Path) -> tuple[PositionQueryTransformer, PatchTokenizer, TrainConfig]:
@@ -163,7 +165,7 @@ def save_grid(path: Path, tokenizer: PatchTokenizer, rows: list[torch.Tensor], g
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--checkpoint", type=Path, required=True)
+    parser.add_argument("--checkpoint", type=Path, default=DEFAULT_LPD_CHECKPOINT)
     parser.add_argument("--images", type=int, default=12)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--png", type=Path, default=None)
