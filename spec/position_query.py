@@ -37,13 +37,9 @@ class PositionQueryModel(Model, Protocol):
 
 
 def is_position_query_model(model: object) -> bool:
-    """True for a model that accepts query keys, looking through wrappers that hold `.model`
-    (the exact engine's memoising wrapper forwards calls unchanged)."""
-    while model is not None:
-        if getattr(model, "accepts_query_keys", False) is True:
-            return True
-        model = getattr(model, "model", None)
-    return False
+    """True for a model that accepts query keys (wrappers such as the exact engine's memoising
+    model copy the flag)."""
+    return getattr(model, "accepts_query_keys", False) is True
 
 
 def compute_slot_attention(num_context: int, num_queries: int) -> torch.Tensor:

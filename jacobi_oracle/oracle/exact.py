@@ -94,6 +94,7 @@ class MemoModel:
         self.num_classes = model.num_classes
         self.num_positions = model.num_positions
         self.token_embeddings = getattr(model, "token_embeddings", None)  # relaxed verifiers read it
+        self.accepts_query_keys = getattr(model, "accepts_query_keys", False)  # LPD position queries
         self.cache: dict[Hashable, torch.Tensor] = {}
         self.calls = 0
 
