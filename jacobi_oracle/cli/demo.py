@@ -31,7 +31,7 @@ from ..spec.sampling import Sampling
 from ..spec.strategy import Decoded
 from .common import Command, Subparsers, print_json, print_table, stderr_console
 
-DEFAULT_STRATEGIES = ("ar", "sjd", "sjd-sample-above", "sjdpp-exact", "pjd-causal", "lantern")
+DEFAULT_STRATEGIES = ("ar", "sjd", "sjd-sample-above", "sjdpp-exact", "lantern")
 DEFAULT_CLASSES = ("chelsea", "hubble", "retina", "grass")
 DEFAULT_TOY = "hash-tiny"  # seconds; "hash" (V=3, 2x3) takes ~35 min for these presets on 2 busy cores
 SCALE = 2  # pixels are upscaled (nearest) for viewing
