@@ -18,7 +18,7 @@ from .catalogue import DEFAULT_SAMPLING, MUTANTS, PRESET_SETTINGS, Mutant, mutan
 
 Engine = Literal["exact", "stat"]
 ENGINES: tuple[Engine, ...] = ("exact", "stat")
-DEFAULT_BUDGET = 2000  # samples per mutant / preset for the statistical engine
+DEFAULT_BUDGET = 8000  # samples per mutant / preset (stat engine): stale-q-after-reuse needs ~8000
 DEFAULT_ALPHA = 1e-6  # false-fail probability of each statistical check
 
 
