@@ -33,3 +33,12 @@ def test_every_spec_page_linked_from_the_index_exists() -> None:
     index = (SPEC / "README.md").read_text()
     for target in re.findall(r"\]\(([\w./-]+\.md)\)", index):
         assert (SPEC / target).exists(), target
+
+
+def test_ci_runs_the_readme_test_command() -> None:
+    root = SPEC.parent
+    blocks = re.findall(r"```bash\n(.*?)\n```", (root / "README.md").read_text(), flags=re.DOTALL)
+    assert len(blocks) >= 2, "README opens with the two commands"
+    main_job, test_command = blocks[0].strip(), blocks[1].strip()
+    assert "jacobi-oracle demo" in main_job
+    assert test_command in (root / ".ci" / "run").read_text()
