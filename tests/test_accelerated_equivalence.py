@@ -6,7 +6,6 @@ static KV cache. Hypothesis picks the grid, window, sampling, batch size and CFG
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import NamedTuple
 
 import pytest
@@ -29,15 +28,6 @@ from jacobi_oracle.spec.sampling import Sampling
 from jacobi_oracle.spec.strategy import Decoded
 
 MAX_BATCH = 3
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread() -> Iterator[None]:
-    # tiny float64 ops: a second thread only contends on a loaded 2-core runner (30x slower seen)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 class Config(NamedTuple):

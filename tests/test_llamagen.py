@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,15 +20,6 @@ from jacobi_oracle.models.llamagen import (
 from jacobi_oracle.spec.errors import InvalidParameterError, QueryContextError, ShapeMismatchError
 
 TOL = 1e-10  # float64 agreement between two computations of the same logits
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread() -> Iterator[None]:
-    # tiny matrices: a second thread only contends on a loaded 2-core runner
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def random_model(seed: int = 0, **overrides: object) -> LlamaGen:

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import product
 
-import pytest
 import torch
 
 from jacobi_oracle.models.position_query import JointTableModel, PositionQueryTransformer
@@ -18,15 +16,6 @@ from jacobi_oracle.spec.model import Problem, forward_pass
 from jacobi_oracle.spec.sampling import Sampling
 
 LAYOUT = Layout(2, 3)
-
-
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    """Tiny tensors: intra-op threads only contend (25x slower on a loaded 2-core runner)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 DIFFERENT = 1e-9  # exact laws: equal laws differ by rounding (<= 1e-12), different ones by far more

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import NamedTuple
 
 import pytest
@@ -26,15 +25,6 @@ from jacobi_oracle.spec.randomness import KeyedRandomness
 from jacobi_oracle.spec.sampling import Sampling
 
 MAX_SIDE = 10  # keeps one order under ~10 ms
-
-
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    """Tiny tensors: intra-op threads only contend (25x slower on a loaded 2-core runner)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 class OrderCase(NamedTuple):

@@ -15,7 +15,6 @@ import functools
 
 import numpy as np
 import pytest
-import torch
 
 from jacobi_oracle.models.registry import build_model
 from jacobi_oracle.oracle.statistical.tests import TestResult, homogeneity
@@ -40,15 +39,10 @@ def token_samples(name: str) -> np.ndarray:
     strategy = strategies[name]
     seed = {"ar": 1, "sjd": 2, "mutant": 3}[name]  # independent noise for each sample set
     case = build_model("transformer-16")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        rows = [
-            strategy.decode(case.model, case.condition, case.layout, Sampling(), KeyedRandomness(seed, i)).tokens
-            for i in range(SAMPLES)
-        ]
-    finally:
-        torch.set_num_threads(threads)
+    rows = [
+        strategy.decode(case.model, case.condition, case.layout, Sampling(), KeyedRandomness(seed, i)).tokens
+        for i in range(SAMPLES)
+    ]
     return np.array(rows, dtype=np.int64)
 
 
