@@ -11,8 +11,7 @@ to a multiple of 2^-24 before it is added, so they are integers too.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
@@ -29,6 +28,7 @@ from ...spec.errors import InvalidParameterError
 from ...spec.model import Problem
 from ...spec.randomness import EventKey, KeyedRandomness, Randomness
 from ...spec.strategy import SteppedDecoder, Strategy
+from ..exact import single_threaded
 
 FIXED_POINT = 1 << 24  # real-valued terms are summed as integers in units of 2^-24
 PIT_BINS = 1024  # fine histogram of PIT values (KS at its edges; chi-square on merged bins)
@@ -122,17 +122,6 @@ class CountTables:
     @staticmethod
     def from_json(obj: dict[str, Any]) -> CountTables:
         return CountTables(**{f.name: np.asarray(obj[f.name], dtype=np.int64) for f in fields(CountTables)})
-
-
-@contextmanager
-def single_threaded() -> Iterator[None]:
-    """Toy-sized tensors: torch's intra-op thread pool only adds latency (10x on a busy box)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 def pit_bin(u: float) -> int:
