@@ -1,17 +1,48 @@
-"""Fast decoders behind the same Strategy interface as reference/ (see accelerated/jacobi.py).
+"""Fast decoders behind the same Strategy interface as reference/.
 
 build_accelerated("sjd", window=16).decode(model, condition, layout, sampling, KeyedRandomness(seed))
+
+* raster-window presets (ar, sjd, sjd-uniform, jacobi, sjdpp, sjdpp-exact): accelerated/jacobi.py,
+  static KV cache, device-side verification, batched;
+* every other preset (pjd, pjd-causal, pjd-exact, zipar, gsd, lantern, the spatial SJD
+  initialisations): accelerated/prefix_cache.py, the reference engine on a model that caches the
+  committed raster prefix (spec/model.md) and feeds only the rest.
+Both give reference/'s tokens under the same keyed noise.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from functools import partial
+from typing import Any, Protocol
 
+from ..reference.presets import PRESETS
 from ..spec.errors import InvalidParameterError
+from ..spec.layout import Layout
+from ..spec.model import Model
+from ..spec.randomness import Randomness
+from ..spec.sampling import Sampling
+from ..spec.strategy import Decoded
 from .jacobi import AcceleratedWindowDecoder, accelerated_ar, accelerated_jacobi, accelerated_sjd, accelerated_sjdpp
+from .prefix_cache import PrefixCachedDecoder
 
-ACCELERATED: dict[str, Callable[..., AcceleratedWindowDecoder]] = {
+
+class AcceleratedDecoder(Protocol):
+    def decode(
+        self, model: Model, condition: int | None, layout: Layout, sampling: Sampling, randomness: Randomness
+    ) -> Decoded: ...
+
+    def decode_batch(
+        self,
+        model: Model,
+        conditions: list[int | None],
+        layout: Layout,
+        sampling: Sampling,
+        randomness: list[Randomness],
+    ) -> list[Decoded]: ...
+
+
+ACCELERATED: dict[str, Callable[..., AcceleratedDecoder]] = {
     "ar": accelerated_ar,
     "sjd": accelerated_sjd,
     "sjd-uniform": lambda window=3, use_cache=True: accelerated_sjd(window, "uniform", use_cache),
@@ -21,9 +52,12 @@ ACCELERATED: dict[str, Callable[..., AcceleratedWindowDecoder]] = {
         window, threshold, True, use_cache
     ),
 }
+WINDOW_DECODERS = tuple(ACCELERATED)  # accelerated/jacobi.py
+PREFIX_CACHED = tuple(n for n in PRESETS if n not in ACCELERATED and n != "lpd")  # lpd: its own model
+ACCELERATED |= {n: partial(PrefixCachedDecoder, n) for n in PREFIX_CACHED}
 
 
-def build_accelerated(name: str, **params: Any) -> AcceleratedWindowDecoder:
+def build_accelerated(name: str, **params: Any) -> AcceleratedDecoder:
     """The accelerated twin of reference preset `name` (same parameters, plus use_cache)."""
     if name not in ACCELERATED:
         raise InvalidParameterError(f"no accelerated decoder for {name!r}; accelerated: {', '.join(ACCELERATED)}")
@@ -33,4 +67,11 @@ def build_accelerated(name: str, **params: Any) -> AcceleratedWindowDecoder:
         raise InvalidParameterError(f"bad parameters {params} for accelerated {name!r}: {error}") from error
 
 
-__all__ = ["ACCELERATED", "AcceleratedWindowDecoder", "build_accelerated"]
+__all__ = [
+    "ACCELERATED",
+    "PREFIX_CACHED",
+    "WINDOW_DECODERS",
+    "AcceleratedDecoder",
+    "AcceleratedWindowDecoder",
+    "build_accelerated",
+]

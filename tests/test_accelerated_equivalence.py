@@ -13,7 +13,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from jacobi_oracle.accelerated import ACCELERATED, build_accelerated
+from jacobi_oracle.accelerated import ACCELERATED, WINDOW_DECODERS, AcceleratedDecoder, build_accelerated
 from jacobi_oracle.accelerated.jacobi import AcceleratedWindowDecoder, Rules
 from jacobi_oracle.accelerated.noise import keyed_categorical, keyed_uniforms, sample_streams
 from jacobi_oracle.models.llamagen import LlamaGen, llamagen_config
@@ -51,7 +51,7 @@ def samplings(vocab: int) -> st.SearchStrategy[Sampling]:
 def configs(vocab: int) -> st.SearchStrategy[Config]:
     return st.builds(
         Config,
-        strategy=st.sampled_from(sorted(ACCELERATED)),
+        strategy=st.sampled_from(sorted(WINDOW_DECODERS)),
         window=st.integers(1, 6),
         sampling=samplings(vocab),
         seed=st.integers(0, 2**40),
@@ -72,7 +72,7 @@ HASH_END_OF_ROW = ModelCase(HashModel(vocab_size=4, num_positions=8, row_stride=
 
 
 def decode_both(
-    model: Model, conditions: list[int | None], layout: Layout, config: Config, accelerated: AcceleratedWindowDecoder
+    model: Model, conditions: list[int | None], layout: Layout, config: Config, accelerated: AcceleratedDecoder
 ) -> tuple[list[Decoded], list[Decoded]]:
     params = {} if config.strategy == "ar" else {"window": config.window}
     reference = build_preset(config.strategy, **params)
@@ -164,7 +164,7 @@ def test_call_order_noise_and_unknown_names_are_refused() -> None:
 
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-@pytest.mark.parametrize("strategy", sorted(ACCELERATED))
+@pytest.mark.parametrize("strategy", sorted(WINDOW_DECODERS))
 def test_the_cuda_kv_cache_path_equals_the_cpu_reference_in_float64(strategy: str) -> None:
     model = tiny_llamagen().to("cuda")
     config = Config(strategy, 4, Sampling(temperature=0.9, top_k=8, cfg_scale=3.0), 11, MAX_BATCH)

@@ -282,12 +282,21 @@ class LlamaGen(nn.Module):
         return torch.where((slots == 0)[..., None], cls, tok)
 
     def run(
-        self, x: torch.Tensor, slots: torch.Tensor, mask: torch.Tensor | None, caches: list[KVCache] | None = None
+        self,
+        x: torch.Tensor,
+        slots: torch.Tensor,
+        mask: torch.Tensor | None,
+        caches: list[KVCache] | None = None,
+        cache_slots: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Blocks + final norm over [B, S, dim] inputs at [B, S] slots -> [B, S, dim] hidden states."""
+        """Blocks + final norm over [B, S, dim] inputs at [B, S] slots -> [B, S, dim] hidden states.
+
+        With caches, each input's key / value is written at its slot, or at `cache_slots`
+        when given (inputs at one position that must not overwrite each other)."""
         rope = self.rope(slots)  # [B, S, D/2, 2]
+        write = slots if cache_slots is None else cache_slots
         for i, layer in enumerate(self.layers):
-            x = layer(x, rope, mask, None if caches is None else caches[i], slots)
+            x = layer(x, rope, mask, None if caches is None else caches[i], write)
         out: torch.Tensor = self.norm(x)
         return out
 
@@ -322,8 +331,8 @@ class LlamaGen(nn.Module):
             raise ShapeMismatchError(f"sequence length {length} is outside 1..{self.num_positions}")
         if not 0.0 <= cfg_dropout <= 1.0:
             raise InvalidParameterError(f"cfg_dropout must be in [0, 1], got {cfg_dropout!r}")
-        self._check_range("token", tokens, self.vocab_size)
-        self._check_range("class id", class_ids, self.num_classes + 1)
+        self.check_range("token", tokens, self.vocab_size)
+        self.check_range("class id", class_ids, self.num_classes + 1)
         if cfg_dropout > 0:
             drop = torch.rand(b, generator=generator, device=generator.device if generator else None)
             class_ids = torch.where(drop.to(class_ids.device) < cfg_dropout, self.num_classes, class_ids)
@@ -344,12 +353,12 @@ class LlamaGen(nn.Module):
         dev = self.output.weight.device
         key_tokens, key_positions = key_tokens.to(dev), key_positions.to(dev)
         query_positions, visible = query_positions.to(dev), visible.to(dev)
-        self._check_range("key position", key_positions, self.num_positions)
-        self._check_range("query position", query_positions, self.num_positions)
-        self._check_range("key token", key_tokens, self.vocab_size)
+        self.check_range("key position", key_positions, self.num_positions)
+        self.check_range("query position", query_positions, self.num_positions)
+        self.check_range("key token", key_tokens, self.vocab_size)
         context = visible & (key_positions[None, :] < query_positions[:, None])  # [Q, N]
-        answer_slot = self._answer_slots(context, key_positions, query_positions)  # [Q] in 0..N
-        rows, row_of = self._shared_rows(context, key_positions, query_positions)  # [R, N], [Q]
+        answer_slot = self.answer_slots(context, key_positions, query_positions)  # [Q] in 0..N
+        rows, row_of = self.shared_rows(context, key_positions, query_positions)  # [R, N], [Q]
         n = key_tokens.numel()
         # sequence per row: [class, key_0 .. key_{N-1}]; slots: 0 and 1 + position
         slots = torch.cat([key_positions.new_zeros(1), key_positions + 1])[None].expand(rows.shape[0], n + 1)
@@ -359,9 +368,11 @@ class LlamaGen(nn.Module):
         h = self.run(self.embed(tokens, slots, class_ids), slots, mask)  # [R, N + 1, dim]
         return self.head(h[row_of, answer_slot])
 
-    def _answer_slots(
+    def answer_slots(
         self, context: torch.Tensor, key_positions: torch.Tensor, query_positions: torch.Tensor
     ) -> torch.Tensor:
+        """[Q] slot answering each query in the sequence [class, key_0 .. key_{N-1}]: 0 for the
+        class slot (position 0), 1 + k for the visible key k at position t - 1."""
         previous = context & (key_positions[None, :] == query_positions[:, None] - 1)  # [Q, N]
         count = previous.sum(dim=1)
         # Verify every query t > 0 sees exactly one key at t - 1 (the slot that answers it)
@@ -377,7 +388,7 @@ class LlamaGen(nn.Module):
             return torch.zeros_like(query_positions)
         return torch.where(query_positions > 0, previous.to(torch.long).argmax(dim=1) + 1, 0)
 
-    def _shared_rows(
+    def shared_rows(
         self, context: torch.Tensor, key_positions: torch.Tensor, query_positions: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Group queries whose contexts are the prefixes (positions < t) of one key set."""
@@ -412,7 +423,7 @@ class LlamaGen(nn.Module):
         return attend[:, None]
 
     @staticmethod
-    def _check_range(what: str, values: torch.Tensor, size: int) -> None:
+    def check_range(what: str, values: torch.Tensor, size: int) -> None:
         if values.numel() and (int(values.min()) < 0 or int(values.max()) >= size):
             bad = values[(values < 0) | (values >= size)][0]
             raise ShapeMismatchError(f"{what} {int(bad)} is outside 0..{size - 1}")
