@@ -9,7 +9,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import NamedTuple
 
-from ..models.toy import HashModel, MarkovGrid, TinyTransformer
+from ..models.toy import HashModel, MarkovGrid
+from ..models.transformer import TinyTransformer
 from ..spec.layout import Layout
 from ..spec.model import Model, Problem
 from ..spec.sampling import Sampling

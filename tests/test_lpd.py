@@ -7,7 +7,8 @@ from itertools import product
 
 import torch
 
-from jacobi_oracle.models.position_query import JointTableModel, PositionQueryTransformer
+from jacobi_oracle.models.position_query import JointTableModel
+from jacobi_oracle.models.transformer import TinyTransformer
 from jacobi_oracle.oracle.exact import LOSSLESS_TOLERANCE, Law, compare_laws, exact_ar_law, exact_output_law
 from jacobi_oracle.reference.lpd import LPDDecoder, LPDState, lpd
 from jacobi_oracle.reference.presets import PRESETS, build_preset
@@ -37,7 +38,9 @@ def joint_problem(sampling: Sampling | None = None) -> Problem:
 
 def transformer_problem(sampling: Sampling | None = None) -> Problem:
     sampling = Sampling() if sampling is None else sampling
-    model = PositionQueryTransformer(vocab_size=2, num_positions=6, dim=16, heads=2, layers=2, seed=3)
+    model = TinyTransformer(
+        vocab_size=2, num_positions=6, dim=16, heads=2, layers=2, seed=3, queries="lpd", mlp_ratio=4
+    )
     return Problem(model, 1, LAYOUT, sampling)
 
 
@@ -152,7 +155,9 @@ def test_lpd_preset_is_registered_as_lossy() -> None:
 
 def test_batched_queries_answer_like_single_queries() -> None:
     """The transformer pads distinct contexts into one batch; padding must change no answer."""
-    model = PositionQueryTransformer(vocab_size=3, num_positions=9, dim=16, heads=2, layers=2, seed=5)
+    model = TinyTransformer(
+        vocab_size=3, num_positions=9, dim=16, heads=2, layers=2, seed=5, queries="lpd", mlp_ratio=4
+    )
     gen = torch.Generator().manual_seed(0)
     key_positions = torch.tensor([0, 2, 4, 5, 7])
     key_tokens = torch.randint(3, (5,), generator=gen)

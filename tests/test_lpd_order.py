@@ -9,7 +9,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from jacobi_oracle.models.position_query import PositionQueryTransformer
+from jacobi_oracle.models.transformer import TinyTransformer
 from jacobi_oracle.reference.lpd import lpd
 from jacobi_oracle.spec.errors import InvalidParameterError
 from jacobi_oracle.spec.layout import Layout
@@ -143,11 +143,11 @@ def test_slot_attention_obeys_the_visibility_rule(num_context: int, num_queries:
     assert bool(attend[context, context].all()), "the context reads the context"
 
 
-class RecordingModel(PositionQueryTransformer):
+class RecordingModel(TinyTransformer):
     """Records every call (keys as (position, token) and queries) the decoder makes."""
 
     def __init__(self, num_positions: int) -> None:
-        super().__init__(vocab_size=3, num_positions=num_positions, num_classes=0, dim=8, heads=2, layers=1)
+        super().__init__(3, num_positions, num_classes=0, dim=8, layers=1, heads=2, queries="lpd")
         self.calls: list[tuple[set[tuple[int, int]], list[int], bool]] = []
 
     def logits(

@@ -28,14 +28,14 @@ from ..spec.model import Model, Problem, forward_pass
 from ..spec.randomness import KeyedRandomness
 from ..spec.sampling import Sampling
 from ..spec.strategy import SteppedDecoder
-from .lpd_train import TrainConfig, load_grids
-from .position_query import PositionQueryTransformer, pad_rows
+from .lpd_train import TrainConfig, build_lpd_model, load_grids
 from .tokenizer import PatchTokenizer
+from .transformer import TinyTransformer, pad_rows
 
 DEFAULT_LPD_CHECKPOINT = Path(__file__).resolve().parent.parent / "assets" / "lpd-photos.safetensors"
 
 
-def load_lpd(path: Path) -> tuple[PositionQueryTransformer, PatchTokenizer, TrainConfig]:
+def load_lpd(path: Path) -> tuple[TinyTransformer, PatchTokenizer, TrainConfig]:
     from safetensors import safe_open
     from safetensors.torch import load_file
 
@@ -44,22 +44,13 @@ def load_lpd(path: Path) -> tuple[PositionQueryTransformer, PatchTokenizer, Trai
         meta = f.metadata()
     config = TrainConfig(**json.loads(meta["config"]))
     tokenizer = PatchTokenizer.from_tensors(tensors)
-    model = PositionQueryTransformer(
-        tokenizer.vocab_size,
-        config.grid * config.grid,
-        int(meta["num_classes"]),
-        config.dim,
-        config.layers,
-        config.heads,
-        logit_scale=1.0,
-        dtype=torch.float32,
-    )
+    model = build_lpd_model(config, tokenizer.vocab_size, int(meta["num_classes"]))
     model.load_state_dict({k.removeprefix("lpd."): v for k, v in tensors.items() if k.startswith("lpd.")})
     model.requires_grad_(False)
     return model, tokenizer, config
 
 
-def order_nll(model: PositionQueryTransformer, tokens: torch.Tensor, label: int, groups: list[list[int]]) -> float:
+def order_nll(model: TinyTransformer, tokens: torch.Tensor, label: int, groups: list[list[int]]) -> float:
     """Teacher-forced NLL (nats / token) of one image under a group factorisation, one batch."""
     rows = []
     for i, group in enumerate(groups):
@@ -67,7 +58,7 @@ def order_nll(model: PositionQueryTransformer, tokens: torch.Tensor, label: int,
         rows.append(((tokens[context], context), tuple(group)))
     batch = pad_rows([r[0] for r in rows], [r[1] for r in rows])
     with torch.no_grad():
-        logits = model.forward_slots(torch.full((len(rows),), label), *batch)  # [R, G, V]
+        logits = model.forward_slots(torch.full((len(rows),), label), *batch.slot_inputs())  # [R, G, V]
     total = 0.0
     for r, (_, queries) in enumerate(rows):
         total += float(F.cross_entropy(logits[r, : len(queries)], tokens[list(queries)], reduction="sum"))
@@ -87,7 +78,7 @@ def judge_nll(judge: Model, tokens: torch.Tensor, label: int, grid: int) -> floa
 
 
 def decode_images(
-    model: PositionQueryTransformer, strategy: SteppedDecoder[Any], labels: list[int], grid: int, seed: int
+    model: TinyTransformer, strategy: SteppedDecoder[Any], labels: list[int], grid: int, seed: int
 ) -> tuple[torch.Tensor, float, float]:
     """[n, grid*grid] tokens, mean forward passes, seconds per image."""
     out, passes = [], 0

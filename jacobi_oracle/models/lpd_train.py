@@ -1,4 +1,4 @@
-"""Train a small LPD-architecture model (PositionQueryTransformer) on photo crops, and measure it.
+"""Train a small LPD-architecture model (TinyTransformer, queries="lpd") on photo crops, and measure it.
 
 Training (spec/lpd.md section 1): every example is one image, one random order (a uniform
 permutation), one random group-size schedule (cosine sizes for S passes, S log-uniform in
@@ -27,12 +27,13 @@ import torch
 import torch.nn.functional as F
 
 from ..spec.lpd_order import compute_group_sizes
-from .position_query import PositionQueryTransformer, pad_rows
 from .tokenizer import PatchTokenizer
+from .transformer import TinyTransformer, compute_padded_slot_attention, pad_rows
 
 CFG_DROPOUT = 0.1  # share of examples trained with the null class
 MIN_STEPS = 4  # fewest passes a training schedule has
 TOKENIZER_RECIPE = {"k": 256, "seed": 0, "patch": 4, "crops": 1200}  # = jacobi_oracle/train.py defaults
+MLP_RATIO = 4  # hidden width / dim of the LPD model's MLPs
 
 
 @dataclass(frozen=True)
@@ -101,13 +102,10 @@ def sample_batch(
     return cls, context_tokens, context_positions, query_positions, context_valid, query_valid, target
 
 
-def train(
-    config: TrainConfig, tokenizer: PatchTokenizer, num_classes: int, log: bool = True
-) -> PositionQueryTransformer:
-    torch.manual_seed(config.seed)
-    tokens, labels = load_grids("train", config.train_crops, config.seed, config.crop, tokenizer)
-    model = PositionQueryTransformer(
-        tokenizer.vocab_size,
+def build_lpd_model(config: TrainConfig, vocab_size: int, num_classes: int) -> TinyTransformer:
+    """The LPD architecture of `config`, float32, with random weights from `config.seed`."""
+    return TinyTransformer(
+        vocab_size,
         config.grid * config.grid,
         num_classes,
         config.dim,
@@ -115,8 +113,16 @@ def train(
         config.heads,
         logit_scale=1.0,
         seed=config.seed,
+        queries="lpd",
+        mlp_ratio=MLP_RATIO,
         dtype=torch.float32,
     )
+
+
+def train(config: TrainConfig, tokenizer: PatchTokenizer, num_classes: int, log: bool = True) -> TinyTransformer:
+    torch.manual_seed(config.seed)
+    tokens, labels = load_grids("train", config.train_crops, config.seed, config.crop, tokenizer)
+    model = build_lpd_model(config, tokenizer.vocab_size, num_classes)
     model.requires_grad_(True)
     optimiser = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=0.01)
     gen = torch.Generator().manual_seed(config.seed)
@@ -125,7 +131,7 @@ def train(
         for group in optimiser.param_groups:
             group["lr"] = lr
         cls, ct, cp, qp, cv, qv, target = sample_batch(tokens, labels, num_classes, config.batch, gen)
-        logits = model.forward_slots(cls, ct, cp, qp, cv, qv)
+        logits = model.forward_slots(cls, ct, cp, qp, compute_padded_slot_attention(cv, qv))
         loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), target.reshape(-1), ignore_index=-100)
         optimiser.zero_grad()
         loss.backward()  # type: ignore[no-untyped-call]

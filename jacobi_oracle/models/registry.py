@@ -8,7 +8,8 @@ from typing import NamedTuple
 from ..spec.errors import InvalidParameterError
 from ..spec.layout import Layout
 from ..spec.model import Model
-from .toy import HashModel, MarkovGrid, TinyTransformer
+from .toy import HashModel, MarkovGrid
+from .transformer import TinyTransformer
 
 
 class ModelCase(NamedTuple):

@@ -6,8 +6,8 @@
   (low sharpness = high entropy).
 * `MarkovGrid`: a 2D Markov field: the token at (r, c) depends only on the left and above
   tokens (each "absent" when not visible or off the grid) and the class.
-* `TinyTransformer`: a seedable random 2-layer transformer that reads its keys in position
-  order and answers each query from a position-query slot (LPD-style), float64.
+
+The third toy, a seedable random transformer, is models/transformer.py's `TinyTransformer`.
 
 All expose `token_embeddings` ([V, D]) so relaxed verifiers have latent neighbours.
 """
@@ -17,7 +17,6 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 
 from ..spec.errors import InvalidParameterError
 
@@ -36,7 +35,7 @@ def hash_normal(seed: int, *fields: torch.Tensor) -> torch.Tensor:
     return math.sqrt(2.0) * torch.erfinv(2.0 * u - 1.0)
 
 
-def _check_common(vocab_size: int, num_positions: int, num_classes: int) -> None:
+def check_model_sizes(vocab_size: int, num_positions: int, num_classes: int) -> None:
     if vocab_size < 2:
         raise InvalidParameterError(f"vocab_size must be >= 2, got {vocab_size!r}")
     if num_positions < 1:
@@ -56,7 +55,7 @@ class HashModel:
         sharpness: float = 1.0,
         seed: int = 0,
     ) -> None:
-        _check_common(vocab_size, num_positions, num_classes)
+        check_model_sizes(vocab_size, num_positions, num_classes)
         if locality < 0 or sharpness < 0:
             raise InvalidParameterError(f"locality and sharpness must be >= 0, got {locality!r}, {sharpness!r}")
         self.vocab_size = vocab_size
@@ -105,7 +104,7 @@ class MarkovGrid:
         sharpness: float = 2.0,
         seed: int = 0,
     ) -> None:
-        _check_common(vocab_size, height * width, num_classes)
+        check_model_sizes(vocab_size, height * width, num_classes)
         self.vocab_size = vocab_size
         self.width = width
         self.num_positions = height * width
@@ -148,81 +147,3 @@ class MarkovGrid:
             return torch.full((hit.shape[0],), self.vocab_size, dtype=torch.long)
         last = hit.shape[1] - 1 - hit.flip(1).to(torch.int8).argmax(dim=1)
         return torch.where(hit.any(dim=1), key_tokens[last].long(), self.vocab_size)
-
-
-class TinyTransformer(torch.nn.Module):
-    def __init__(
-        self,
-        vocab_size: int = 8,
-        num_positions: int = 16,
-        num_classes: int = 2,
-        dim: int = 32,
-        layers: int = 2,
-        heads: int = 2,
-        logit_scale: float = 3.0,
-        seed: int = 0,
-    ) -> None:
-        super().__init__()
-        _check_common(vocab_size, num_positions, num_classes)
-        if dim % heads:
-            raise InvalidParameterError(f"dim {dim} is not divisible by heads {heads}")
-        self.vocab_size = vocab_size
-        self.num_positions = num_positions
-        self.num_classes = num_classes
-        self.heads = heads
-        self.logit_scale = logit_scale
-        gen = torch.Generator().manual_seed(seed)
-
-        def param(*shape: int, scale: float = 1.0) -> torch.nn.Parameter:
-            return torch.nn.Parameter(torch.randn(*shape, generator=gen, dtype=torch.float64) * scale)
-
-        self.tok_emb = param(vocab_size, dim)
-        self.pos_emb = param(num_positions, dim)
-        self.cls_emb = param(num_classes + 1, dim)  # last row: the null class
-        self.query_emb = param(dim)
-        s = 1.0 / math.sqrt(dim)
-        self.qkv = torch.nn.ParameterList([param(dim, 3 * dim, scale=s) for _ in range(layers)])
-        self.proj = torch.nn.ParameterList([param(dim, dim, scale=s) for _ in range(layers)])
-        self.up = torch.nn.ParameterList([param(dim, 2 * dim, scale=s) for _ in range(layers)])
-        self.down = torch.nn.ParameterList([param(2 * dim, dim, scale=s / math.sqrt(2)) for _ in range(layers)])
-        self.head = param(dim, vocab_size, scale=s)
-        self.requires_grad_(False)
-
-    @property
-    def token_embeddings(self) -> torch.Tensor:
-        return self.tok_emb.detach()
-
-    def logits(
-        self,
-        condition: int | None,
-        key_tokens: torch.Tensor,
-        key_positions: torch.Tensor,
-        query_positions: torch.Tensor,
-        visible: torch.Tensor,
-    ) -> torch.Tensor:
-        num_q, n = visible.shape
-        cls = self.num_classes if condition is None else condition
-        # slots per query: [class, keys..., query]; x: [Q, N + 2, D]
-        keys = self.tok_emb[key_tokens] + self.pos_emb[key_positions]
-        query = self.query_emb + self.pos_emb[query_positions]
-        x = torch.cat([self.cls_emb[cls].expand(num_q, 1, -1), keys.expand(num_q, n, -1), query[:, None, :]], dim=1)
-        # attend[q, i, j]: slot i may read slot j. Keys read visible keys at positions <= their own.
-        order = key_positions[:, None] >= key_positions[None, :]  # [N, N]
-        key_ok = visible[:, None, :] & visible[:, :, None] & order[None]  # [Q, N, N]
-        attend = torch.zeros(num_q, n + 2, n + 2, dtype=torch.bool)
-        attend[:, :, 0] = True
-        attend[:, 1 : n + 1, 1 : n + 1] = key_ok
-        attend[:, n + 1, 1 : n + 1] = visible
-        attend[:, n + 1, n + 1] = True
-        for qkv, proj, up, down in zip(self.qkv, self.proj, self.up, self.down, strict=True):
-            x = x + self._attention(F.layer_norm(x, x.shape[-1:]), qkv, proj, attend)
-            x = x + torch.nn.functional.gelu(F.layer_norm(x, x.shape[-1:]) @ up) @ down
-        out = F.layer_norm(x[:, -1], x.shape[-1:]) @ self.head
-        return self.logit_scale * out
-
-    def _attention(self, x: torch.Tensor, qkv: torch.Tensor, proj: torch.Tensor, attend: torch.Tensor) -> torch.Tensor:
-        b, s, d = x.shape
-        q, k, v = torch.split(x @ qkv, d, dim=-1)
-        q, k, v = (t.reshape(b, s, self.heads, d // self.heads).transpose(1, 2) for t in (q, k, v))
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=attend[:, None])
-        return y.transpose(1, 2).reshape(b, s, d) @ proj
