@@ -21,14 +21,18 @@ from typing import Any
 import torch
 
 from ..models.llamagen import CONFIGS, LlamaGen, llamagen_config, load_llamagen
+from ..models.trained import load_trained
 from ..reference.presets import build_preset
 from ..spec.errors import InvalidParameterError
 from ..spec.layout import Layout
+from ..spec.model import Model
 from ..spec.randomness import KeyedRandomness, Randomness
+from ..spec.row_entry import RowEntryProxy
 from ..spec.sampling import Sampling
-from . import build_accelerated
+from . import WINDOW_DECODERS, build_accelerated
 
 MODEL_PREFIX = "llamagen-"
+TRAINED = "trained"  # jacobi_oracle/assets/photos-llamagen.safetensors (models/trained.py)
 MIN_TIMED_IMAGES = 10
 
 
@@ -52,8 +56,10 @@ class BenchConfig:
 
     def __post_init__(self) -> None:
         # Verify the model name, the image count and the dtype
-        if not self.model.startswith(MODEL_PREFIX) or self.model[len(MODEL_PREFIX) :] not in CONFIGS:
-            names = ", ".join(MODEL_PREFIX + n for n in CONFIGS)
+        if self.model != TRAINED and (
+            not self.model.startswith(MODEL_PREFIX) or self.model[len(MODEL_PREFIX) :] not in CONFIGS
+        ):
+            names = ", ".join([TRAINED] + [MODEL_PREFIX + n for n in CONFIGS])
             raise InvalidParameterError(f"unknown bench model {self.model!r}; known: {names}")
         if self.images < MIN_TIMED_IMAGES:
             raise InvalidParameterError(f"images must be >= {MIN_TIMED_IMAGES} (median latency), got {self.images}")
@@ -73,6 +79,8 @@ def pick_device(name: str) -> torch.device:
 
 def build_bench_model(config: BenchConfig, device: torch.device) -> LlamaGen:
     dtype = getattr(torch, config.dtype)
+    if config.model == TRAINED:  # the committed model: trained acceptance rates
+        return load_trained().for_grid(config.grid).to(device=device, dtype=dtype)
     arch = llamagen_config(config.model[len(MODEL_PREFIX) :], grid_size=config.grid)
     if config.checkpoint is not None:
         return load_llamagen(config.checkpoint, arch, dtype=dtype).to(device)
@@ -113,10 +121,28 @@ def measure_empty_launch(device: torch.device) -> float:
     return median_seconds(lambda: x.add_(0), device, repeats=200)
 
 
+def strategy_params(name: str, window: int) -> dict[str, Any]:
+    """The real-model parameters of preset `name` (oracle/realtable.py), with the bench's
+    window for the raster-window presets."""
+    from ..oracle.realtable import REAL_MODEL_PARAMS, real_params  # the one home of these numbers
+
+    params = real_params(name)
+    if name not in REAL_MODEL_PARAMS and "window" in params:
+        params["window"] = window
+    return params
+
+
+def decoding_model(name: str, model: LlamaGen) -> Model:
+    """The model a preset decodes: raster presets the bare model, the others (rows started
+    early) through the row-entry proxy (spec/row_entry.md), which changes nothing for raster."""
+    return model if name in WINDOW_DECODERS else RowEntryProxy(model)
+
+
 def bench_strategy(
     name: str, model: LlamaGen, config: BenchConfig, layout: Layout, sampling: Sampling, device: torch.device
 ) -> dict[str, Any]:
-    decoder = build_accelerated(name, **({} if name == "ar" else {"window": config.window}))
+    decoder = build_accelerated(name, **strategy_params(name, config.window))
+    target = decoding_model(name, model)
     conditions: list[int | None] = [i % model.num_classes for i in range(config.batch)]
     latencies, passes = [], []
     for image in range(config.warmup + config.images):
@@ -124,7 +150,7 @@ def bench_strategy(
         synchronize(device)
         start = time.perf_counter()
         with torch.no_grad():
-            decoded = decoder.decode_batch(model, conditions, layout, sampling, noise)
+            decoded = decoder.decode_batch(target, conditions, layout, sampling, noise)
         synchronize(device)
         if image >= config.warmup:
             latencies.append((time.perf_counter() - start) / config.batch)
@@ -148,12 +174,13 @@ def bench_strategy(
 
 def time_reference(name: str, model: LlamaGen, config: BenchConfig, layout: Layout, sampling: Sampling) -> float:
     """Median seconds per image of the reference decoder (batch 1) on the same model."""
-    reference = build_preset(name, **({} if name == "ar" else {"window": config.window}))
+    reference = build_preset(name, **strategy_params(name, config.window))
+    target = decoding_model(name, model)
     times = []
     for image in range(config.reference_images):
         start = time.perf_counter()
         with torch.no_grad():
-            reference.decode(model, 0, layout, sampling, KeyedRandomness(config.seed, image))
+            reference.decode(target, 0, layout, sampling, KeyedRandomness(config.seed, image))
         times.append(time.perf_counter() - start)
     return statistics.median(times)
 

@@ -13,7 +13,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from jacobi_oracle.accelerated import ACCELERATED, WINDOW_DECODERS, AcceleratedDecoder, build_accelerated
+from jacobi_oracle.accelerated import WINDOW_DECODERS, AcceleratedDecoder, build_accelerated
 from jacobi_oracle.accelerated.jacobi import AcceleratedWindowDecoder, Rules
 from jacobi_oracle.accelerated.noise import keyed_categorical, keyed_uniforms, sample_streams
 from jacobi_oracle.models.llamagen import LlamaGen, llamagen_config

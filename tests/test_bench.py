@@ -12,18 +12,26 @@ from jacobi_oracle.spec.errors import InvalidParameterError
 
 
 def test_bench_reports_every_strategy_against_accelerated_ar(capsys: pytest.CaptureFixture[str]) -> None:
-    argv = ["bench", "--model", "llamagen-tiny", "--grid", "3", "--strategies", "sjd", "--window", "4"]
+    argv = ["bench", "--model", "llamagen-tiny", "--grid", "3", "--strategies", "sjd,zipar", "--window", "4"]
     assert main([*argv, "--images", "10", "--warmup", "1", "--threads", "1", "--reference-images", "1", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert {"device", "torch", "date", "command", "results"} <= set(report)
     rows = {r["strategy"]: r for r in report["results"]}
-    assert set(rows) == {"ar", "sjd"}
+    assert set(rows) == {"ar", "sjd", "zipar"}  # zipar: prefix-cached, rows started through the proxy
     assert rows["ar"]["forward_passes_mean"] == 9  # one pass per cell
     assert 1 <= rows["sjd"]["forward_passes_mean"] <= 9
+    assert rows["zipar"]["forward_passes_mean"] == 9  # w = 8 >= the 3-cell rows: ZipAR is AR here
     assert rows["ar"]["speedup_over_ar"] == 1.0
     assert rows["sjd"]["speedup_over_reference"] > 0
     for key in ("bandwidth_floor_s", "empty_launch_s", "step_over_floor", "weight_bytes"):
         assert rows["ar"][key] > 0, key
+
+
+def test_bench_runs_the_trained_model(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["bench", "--model", "trained", "--grid", "2", "--strategies", "pjd", "--images", "10", "--warmup", "0"]
+    assert main([*argv, "--threads", "1", "--json"]) == 0
+    rows = {r["strategy"]: r for r in json.loads(capsys.readouterr().out)["results"]}
+    assert rows["ar"]["forward_passes_mean"] == 4 and 1 <= rows["pjd"]["forward_passes_mean"] <= 4
 
 
 def test_bench_refuses_too_few_images_and_unknown_models() -> None:

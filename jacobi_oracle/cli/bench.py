@@ -12,7 +12,9 @@ from .common import Command, Subparsers, print_json, print_table, stderr_console
 
 def add_parser(sub: Subparsers) -> argparse.ArgumentParser:
     parser: argparse.ArgumentParser = sub.add_parser("bench", help="benchmark accelerated decoders against AR")
-    parser.add_argument("--model", default="llamagen-tiny", help="llamagen-{tiny,small,B,L,XL,XXL,3B}")
+    parser.add_argument(
+        "--model", default="llamagen-tiny", help="llamagen-{tiny,small,B,L,XL,XXL,3B} (random weights), or trained"
+    )
     parser.add_argument("--checkpoint", default=None, help="local official checkpoint (.pt / .safetensors)")
     parser.add_argument("--grid", type=int, default=4, help="grid side (16: 256 px, 24: 384 px)")
     parser.add_argument("--strategies", default="ar,sjd", help="comma-separated accelerated strategies")
