@@ -164,7 +164,7 @@ class PrefixCachedLlamaGen:
         self.stats.calls += 1
         self.stats.slots_fed += len(slots)
         self.stats.ahead_slots_fed += len(ahead)
-        return m.head(h[0, answer_slot])
+        return m.head(h[0, answer_slot]).to(key_tokens.device)  # the engine stays on the host
 
     @staticmethod
     def _reusable(cached: list[int], prefix: list[int]) -> int:

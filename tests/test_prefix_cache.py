@@ -137,3 +137,15 @@ def test_a_pass_feeds_the_prefix_once_and_then_only_what_lies_past_it() -> None:
     layout = Layout(2, GRID)
     build_preset("ar").decode(cached, 0, layout, Sampling(), KeyedRandomness(0, 0))
     assert cached.stats.slots_fed == cached.stats.calls == layout.num_cells  # one slot per AR step
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("name", ["pjd", "pjd-exact", "zipar"])
+def test_the_cuda_prefix_cache_equals_the_cpu_reference_in_float64(name: str) -> None:
+    layout, sampling = Layout(3, GRID), Sampling(temperature=0.9, top_k=8, cfg_scale=3.0)
+    params = {"context": 2, "window": 2} if name != "zipar" else {"window": 2}
+    slow = build_preset(name, **params).decode(RowEntryProxy(LLAMAGEN), 1, layout, sampling, KeyedRandomness(5, 0))
+    cuda = RowEntryProxy(tiny_llamagen().to("cuda"))
+    fast = build_accelerated(name, **params).decode(cuda, 1, layout, sampling, KeyedRandomness(5, 0))
+    assert fast.tokens == slow.tokens and fast.forward_passes == slow.forward_passes
