@@ -1,6 +1,9 @@
-"""Presets on the model trained here: forward passes, step compression and a quality proxy.
+"""Presets on the model trained here: forward passes, step compression, the statistical
+oracle's verdict and a quality proxy.
 
     python -m jacobi_oracle.oracle.realtable --grid 16 --images 50 > table.md
+    python -m jacobi_oracle.oracle.realtable --grid 16 --strategies pjd --save pjd.json
+    python -m jacobi_oracle.oracle.realtable --render ar.json pjd.json > table.md
 
 For each preset, `--images` images with fixed seeds (image i: class i mod num_classes,
 KeyedRandomness(seed, sample=i)), decoded with the real-model parameters below (the presets'
@@ -9,6 +12,17 @@ defaults are sized for the exact engine's toy grids). Reported per preset:
 * quality proxy: the AR model's teacher-forced NLL (nats per token, class-conditional logits,
   no CFG, T = 1) of the produced tokens, mean +- sd over images. A lossless decoder has the
   AR row's law, so its NLL agrees with AR's up to sampling noise; a lossy one may drift.
+* the statistical oracle's teacher-forced calibration (oracle/statistical/, the same functions
+  `statistical_check` uses): every produced token is scored under the PLAIN model's target law
+  (the Problem with the table's Sampling, CFG included: the law AR samples) by the randomised
+  PIT (chi-square and KS against Uniform(0, 1)) and the surprise martingale z-test
+  (sum_t -log p_t(x_t) - H(p_t), mean 0 under losslessness). Verdict: each of the 3 sub-tests
+  at FAMILY_ALPHA / (3 * rows of the full table) (Bonferroni over sub-tests and rows), so a
+  table of lossless rows fails somewhere with probability <= FAMILY_ALPHA. Effect size: the
+  mean surprise deficit in nats/token (> 0: tokens likelier than AR draws them) +- 2 s.e.
+* the 2D presets (ROW_ENTRY_PRESETS) start a row before the row above is finished, which a
+  next-token model cannot answer exactly; they decode through spec/row_entry.py's
+  RowEntryProxy and are judged against the plain model (spec/row_entry.md).
 AR and SJD run through accelerated/ (KV cache, batched; token-for-token equal to reference/
 under the same keyed noise), every other preset through its reference decoder.
 """
@@ -17,25 +31,36 @@ from __future__ import annotations
 
 import argparse
 import inspect
+import json
 import math
 import statistics
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 from ..models.llamagen import LlamaGen
 from ..models.trained import load_trained
 from ..reference.presets import PRESETS, build_preset
-from ..spec.errors import JacobiOracleError
+from ..spec.errors import InvalidParameterError, JacobiOracleError
 from ..spec.layout import Layout
+from ..spec.model import Model, Problem
 from ..spec.randomness import KeyedRandomness
+from ..spec.row_entry import RowEntryProxy, add_entry_proxies
 from ..spec.sampling import Sampling
-from ..spec.strategy import Decoded
+from ..spec.strategy import Decoded, Strategy
+from .statistical.check import calibration_tests
+from .statistical.counts import CountTables, from_fixed, record_calibration
+from .statistical.power import compute_min_detectable_shift
+from .statistical.tests import TestResult
 
 # Real-model parameters, published where there is one (SJD: W = 16; PJD: c = 8 image tokens,
 # windows of 8; ZipAR on LlamaGen: w = 8). Passed only to builders that take them.
@@ -49,6 +74,10 @@ DEFAULT_WINDOW = 16
 NOT_ON_REAL_MODEL = {"lpd": "needs a position-query model (LPD's own training)"}
 DEFAULT_SAMPLING = Sampling(temperature=1.0, cfg_scale=2.0)
 DEFAULT_SEED = 2024
+# Presets that start a row before the row above is finished: decoded through RowEntryProxy
+ROW_ENTRY_PRESETS = frozenset({"pjd", "pjd-causal", "pjd-exact", "zipar"})
+FAMILY_ALPHA = 1e-6  # false-fail probability of a whole table of lossless rows
+CALIBRATION_TESTS = 3  # pit-chi2, pit-ks, surprise (statistical.check.calibration_tests)
 
 
 def real_params(name: str) -> dict[str, Any]:
@@ -76,29 +105,52 @@ def _accelerated(name: str, params: dict[str, Any]) -> Any | None:
     return None
 
 
+class CountingRowEntryProxy(RowEntryProxy):
+    """RowEntryProxy that also counts the conditional queries it answered through a proxy key."""
+
+    def __init__(self, model: Model) -> None:
+        super().__init__(model)
+        self.proxied_queries = 0
+
+    def logits(
+        self,
+        condition: int | None,
+        key_tokens: torch.Tensor,
+        key_positions: torch.Tensor,
+        query_positions: torch.Tensor,
+        visible: torch.Tensor,
+    ) -> torch.Tensor:
+        tokens, positions, mask = add_entry_proxies(key_tokens, key_positions, query_positions, visible)
+        if condition is not None:  # CFG asks twice per pass: count the conditional call only
+            self.proxied_queries += tokens.numel() - key_tokens.numel()
+        return self.model.logits(condition, tokens, positions, query_positions, mask)
+
+
 def decode_images(
     name: str,
-    model: LlamaGen,
+    model: Model,
     layout: Layout,
     sampling: Sampling,
     conditions: Sequence[int],
     seed: int,
     progress: Callable[[int], None] | None = None,
     accelerated: bool = True,
+    strategy: Strategy | None = None,
 ) -> list[Decoded]:
-    """Image i: condition conditions[i], KeyedRandomness(seed, sample=i)."""
+    """Image i: condition conditions[i], KeyedRandomness(seed, sample=i). `strategy` replaces
+    the preset's reference decoder (e.g. a broken one, for negative controls)."""
     params = real_params(name)
     noise = [KeyedRandomness(seed, i) for i in range(len(conditions))]
-    fast = _accelerated(name, params) if accelerated else None
+    fast = _accelerated(name, params) if accelerated and strategy is None else None
     if fast is not None:
         out: list[Decoded] = fast.decode_batch(model, list(conditions), layout, sampling, list(noise))
         if progress is not None:
             progress(len(out))
         return out
-    strategy = build_preset(name, **params)
+    decoder = build_preset(name, **params) if strategy is None else strategy
     results = []
     for condition, randomness in zip(conditions, noise, strict=True):
-        results.append(strategy.decode(model, condition, layout, sampling, randomness))
+        results.append(decoder.decode(model, condition, layout, sampling, randomness))
         if progress is not None:
             progress(1)
     return results
@@ -110,6 +162,63 @@ def token_nll(model: LlamaGen, condition: int, tokens: Sequence[int]) -> float:
     with torch.no_grad():
         logits = model(x, torch.tensor([condition]))
         return float(torch.nn.functional.cross_entropy(logits[0].double(), x[0]))
+
+
+def calibration_counts(
+    model: Model,
+    layout: Layout,
+    sampling: Sampling,
+    conditions: Sequence[int],
+    decoded: Sequence[Decoded],
+    seed: int,
+) -> CountTables:
+    """Teacher-forced calibration counts of the produced images under the PLAIN model's
+    target law (image i: Problem(model, conditions[i], layout, sampling), PIT uniforms from
+    KeyedRandomness(seed, sample=i) under the oracle's own event purpose)."""
+    tables = CountTables.empty(Problem(model, conditions[0], layout, sampling))
+    with torch.no_grad():
+        for i, (condition, image) in enumerate(zip(conditions, decoded, strict=True)):
+            problem = Problem(model, condition, layout, sampling)
+            record_calibration(tables, problem, tuple(image.tokens), KeyedRandomness(seed, i))
+    return tables
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """The calibration sub-tests of one row, judged at `alpha` each, with the surprise power."""
+
+    tests: list[TestResult]
+    alpha: float  # per sub-test (after Bonferroni)
+    deficit: float  # mean surprise deficit, nats/token
+    deficit_se: float  # its standard error under losslessness
+    min_detectable_shift: float  # nats/token detected with probability >= 0.99
+
+    @property
+    def passed(self) -> bool:
+        return all(t.passed for t in self.tests)
+
+    @property
+    def smallest(self) -> TestResult:
+        return min(self.tests, key=lambda t: t.p_value)
+
+
+def judge_calibration(surprise: Sequence[int], pit: Sequence[int], family: int) -> Calibration:
+    """statistical.check.calibration_tests at FAMILY_ALPHA / family each."""
+    alpha = FAMILY_ALPHA / family
+    counts = np.asarray(surprise, dtype=np.int64)
+    flat, square, cube = (np.zeros((0,) * d, np.int64) for d in (1, 2, 3))  # tables not used here
+    pit_counts = np.asarray(pit, np.int64)
+    tables = CountTables(np.zeros(1, np.int64), square, cube, pit_counts, counts, square, flat, flat, flat)
+    tests = calibration_tests(tables, alpha)
+    tokens = max(int(counts[0]), 1)
+    variance = from_fixed(counts[3])
+    return Calibration(
+        tests,
+        alpha,
+        tests[2].effect_size,
+        math.sqrt(variance) / tokens,
+        compute_min_detectable_shift(tokens, FAMILY_ALPHA, variance / tokens, family),
+    )
 
 
 @dataclass(frozen=True)
@@ -124,10 +233,16 @@ class Row:
     nll_mean: float
     nll_sd: float
     seconds: float
+    surprise: list[int]  # CountTables.surprise of the produced images (plain model)
+    pit: list[int]  # CountTables.pit
+    proxied_queries: float | None = None  # per image, when decoded through RowEntryProxy
 
     @property
     def step_compression(self) -> float:
         return self.cells / self.passes_mean
+
+    def calibration(self, family: int) -> Calibration:
+        return judge_calibration(self.surprise, self.pit, family)
 
 
 def measure(
@@ -138,14 +253,21 @@ def measure(
     sampling: Sampling = DEFAULT_SAMPLING,
     seed: int = DEFAULT_SEED,
     progress: Callable[[int], None] | None = None,
+    tokens_out: list[list[int]] | None = None,
 ) -> Row:
+    """Decode `images` images with preset `name` (2D presets through CountingRowEntryProxy) and
+    judge them with the plain model. `tokens_out`, when given, receives the produced tokens."""
     layout = Layout(grid, grid)
     conditions = [i % model.num_classes for i in range(images)]
+    proxy = CountingRowEntryProxy(model) if name in ROW_ENTRY_PRESETS else None
     started = time.time()
-    decoded = decode_images(name, model, layout, sampling, conditions, seed, progress)
+    decoded = decode_images(name, model if proxy is None else proxy, layout, sampling, conditions, seed, progress)
     seconds = time.time() - started
     passes = [float(d.forward_passes) for d in decoded]
     nll = [token_nll(model, c, d.tokens) for c, d in zip(conditions, decoded, strict=True)]
+    tables = calibration_counts(model, layout, sampling, conditions, decoded, seed)
+    if tokens_out is not None:
+        tokens_out.extend(list(d.tokens) for d in decoded)
     return Row(
         name,
         PRESETS[name].lossless,
@@ -157,12 +279,23 @@ def measure(
         statistics.fmean(nll),
         statistics.stdev(nll) if images > 1 else 0.0,
         seconds,
+        [int(v) for v in tables.surprise],
+        [int(v) for v in tables.pit],
+        None if proxy is None else proxy.proxied_queries / images,
     )
 
 
-def markdown(rows: Sequence[Row], grid: int, sampling: Sampling, command: str) -> str:
-    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+def family_size() -> int:
+    """Bonferroni family of a table: 3 calibration sub-tests per row of the full table."""
+    return CALIBRATION_TESTS * len(real_model_presets())
+
+
+def markdown(rows: Sequence[Row], grid: int, sampling: Sampling, command: str, stamp: str | None = None) -> str:
+    stamp = stamp or datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     ar = next((r for r in rows if r.strategy == "ar"), None)
+    family = family_size()
+    judged = [r.calibration(family) for r in rows]
+    shifts = [c.min_detectable_shift for c in judged]
     lines = [
         f"### {grid}x{grid} grid ({grid * grid} tokens), {rows[0].images} images per preset",
         "",
@@ -170,21 +303,69 @@ def markdown(rows: Sequence[Row], grid: int, sampling: Sampling, command: str) -
         f"top-k={sampling.top_k}, top-p={sampling.top_p})",
         "",
         "| strategy | claimed lossless | params | forward passes (mean +- sd) | step compression "
+        "| verdict | smallest p (sub-test) | surprise deficit, nats/token (+- 2 s.e.) "
         "| NLL/token (mean +- sd) | NLL - AR (+- 2 s.e.) | seconds |",
-        "|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for r in rows:
+    for r, c in zip(rows, judged, strict=True):
         delta = "" if ar is None else f"{r.nll_mean - ar.nll_mean:+.3f} +- {_two_se(r, ar):.3f}"
         params = ", ".join(f"{k}={v}" for k, v in r.params.items()) or "-"
+        marker = "" if r.proxied_queries is None else " [P]"
         lines.append(
-            f"| {r.strategy} | {'yes' if r.lossless else 'no'} | {params} | {r.passes_mean:.1f} +- {r.passes_sd:.1f} "
-            f"| {r.step_compression:.2f}x | {r.nll_mean:.3f} +- {r.nll_sd:.3f} | {delta} | {r.seconds:.0f} |"
+            f"| {r.strategy}{marker} | {'yes' if r.lossless else 'no'} | {params} "
+            f"| {r.passes_mean:.1f} +- {r.passes_sd:.1f} | {r.step_compression:.2f}x "
+            f"| {'pass' if c.passed else '**FAIL**'} | {c.smallest.p_value:.2g} ({c.smallest.name}) "
+            f"| {c.deficit:+.4f} +- {2 * c.deficit_se:.4f} "
+            f"| {r.nll_mean:.3f} +- {r.nll_sd:.3f} | {delta} | {r.seconds:.0f} |"
+        )
+    proxied = [f"{r.strategy} {r.proxied_queries:.0f}" for r in rows if r.proxied_queries is not None]
+    lines += [
+        "",
+        f"Verdict: teacher-forced calibration under the plain model's target law (T, cfg as above): "
+        f"randomised-PIT chi-square and KS, surprise martingale z-test, each judged at "
+        f"{FAMILY_ALPHA:g} / ({CALIBRATION_TESTS} sub-tests x {len(real_model_presets())} rows) = "
+        f"{FAMILY_ALPHA / family:.2g} (Bonferroni), so a table of lossless rows fails somewhere "
+        f"with probability <= {FAMILY_ALPHA:g}. Power: a surprise shift of "
+        f"{min(shifts):.4f}-{max(shifts):.4f} nats/token is detected with probability >= 0.99 "
+        f"(power.compute_min_detectable_shift at this budget).",
+    ]
+    if proxied:
+        lines.append(
+            "[P]: decoded through `RowEntryProxy` (spec/row_entry.md), judged against the plain model; "
+            "proxy-answered queries per image: " + ", ".join(proxied) + "."
         )
     return "\n".join(lines) + "\n"
 
 
 def _two_se(row: Row, ar: Row) -> float:
     return 2 * math.sqrt(row.nll_sd**2 / row.images + ar.nll_sd**2 / ar.images)
+
+
+def save_rows(
+    path: Path, rows: Sequence[Row], grid: int, sampling: Sampling, command: str, tokens: dict[str, Any]
+) -> None:
+    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    obj = {"grid": grid, "sampling": asdict(sampling), "command": command, "stamp": stamp}
+    path.write_text(json.dumps({**obj, "rows": [asdict(r) for r in rows], "tokens": tokens}))
+
+
+def render(paths: Sequence[Path]) -> str:
+    """One table from `--save` files of one grid and sampling, rows in registry order."""
+    runs = [json.loads(Path(p).read_text()) for p in paths]
+    # Verify the runs belong in one table
+    if len({(r["grid"], json.dumps(r["sampling"], sort_keys=True)) for r in runs}) != 1:
+        raise InvalidParameterError(f"--render files mix grids or sampling: {[str(p) for p in paths]}")
+    rows = {row["strategy"]: Row(**row) for run in runs for row in run["rows"]}
+    order = [n for n in real_model_presets() if n in rows] + [n for n in rows if n not in real_model_presets()]
+    commands = "`; `".join(dict.fromkeys(r["command"] for r in runs))
+    stamps = sorted(r["stamp"] for r in runs)
+    stamp = stamps[0] if stamps[0] == stamps[-1] else f"{stamps[0]} to {stamps[-1]}"
+    sampling = Sampling(**runs[0]["sampling"])
+    return markdown([rows[n] for n in order], runs[0]["grid"], sampling, commands, stamp)
+
+
+def advancer(bar: Progress, task: TaskID) -> Callable[[int], None]:
+    return lambda done: bar.advance(task, done)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -196,22 +377,46 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
     parser.add_argument("--cfg", type=float, default=DEFAULT_SAMPLING.cfg_scale)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--save", type=Path, default=None, help="also write rows and tokens to this JSON file")
+    parser.add_argument("--render", type=Path, nargs="+", default=None, help="print one table from --save files")
     args = parser.parse_args(argv)
+    if args.render is not None:
+        print(render(args.render))
+        return 0
     torch.set_num_threads(args.threads)
     trained = load_trained(args.checkpoint)
     model = trained.for_grid(args.grid)
     sampling = Sampling(temperature=1.0, cfg_scale=args.cfg)
     names = real_model_presets() if args.strategies is None else args.strategies.split(",")
-    rows = []
-    for name in names:
-        try:
-            rows.append(measure(name, model, args.grid, args.images, sampling, args.seed))
-        except JacobiOracleError as error:
-            print(f"{name}: skipped ({error})", file=sys.stderr)
-            continue
-        print(f"{name}: done in {rows[-1].seconds:.0f}s", file=sys.stderr)
+    rows: list[Row] = []
+    tokens: dict[str, list[list[int]]] = {}
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=Console(stderr=True)) as bar:
+        for name in names:
+            task = bar.add_task(f"{name} {args.grid}x{args.grid}", total=args.images)
+            tokens[name] = []
+            try:
+                row = measure(
+                    name,
+                    model,
+                    args.grid,
+                    args.images,
+                    sampling,
+                    args.seed,
+                    advancer(bar, task),
+                    tokens[name],
+                )
+            except JacobiOracleError as error:
+                bar.console.print(f"{name}: skipped ({error})")
+                continue
+            rows.append(row)
+            bar.console.print(f"{name}: done in {row.seconds:.0f}s")
     argv_text = " ".join(sys.argv[1:] if argv is None else argv)
-    print(markdown(rows, args.grid, sampling, f"python -m jacobi_oracle.oracle.realtable {argv_text}".strip()))
+    command = f"python -m jacobi_oracle.oracle.realtable {argv_text}".strip()
+    if args.save is not None:
+        save_rows(args.save, rows, args.grid, sampling, command, tokens)
+    if rows:
+        print(markdown(rows, args.grid, sampling, command))
     return 0
 
 
