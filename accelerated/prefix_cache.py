@@ -118,40 +118,39 @@ class PrefixCachedLlamaGen:
             start = min(start, 0 if a == 0 else 1 + prefix_of_key.get(a - 1, f))
         # 2. slots: the prefix from `start`, then one slot per (ahead key, ahead keys it reads)
         slots = [_Slot(0 if e == 0 else prefix_tokens[e - 1], e, e, e + 1, []) for e in range(start, f + 1)]
-        is_prefix = torch.zeros(len(tokens), dtype=torch.bool, device=context.device)
-        is_prefix[prefix_key] = True
-        ahead: dict[tuple[int, bytes], int] = {}  # (key, reads) -> slot index
-
-        def ahead_slot(row: torch.Tensor, k: int) -> int:
-            reads = row & ~is_prefix & (key_positions < positions[k])
-            name = (k, bytes(reads.to(torch.uint8).tolist()))
-            if name not in ahead:
-                below = [ahead_slot(row, j) for j in reads.nonzero()[:, 0].tolist()]
-                entry = 1 + m.num_positions + len(ahead)
-                ahead[name] = len(slots)
-                slots.append(_Slot(tokens[k], 1 + positions[k], entry, 1 + min(positions[k], f), below))
-            return ahead[name]
-
-        for r in range(rows.shape[0]):
-            for k in (rows[r] & ~is_prefix).nonzero()[:, 0].tolist():
-                ahead_slot(rows[r], k)
+        # a row's ahead keys in position order: each reads the ones before it in that row
+        ahead: dict[tuple[int, tuple[int, ...]], int] = {}  # (key, ahead keys it reads) -> slot index
+        slot_in_row: list[dict[int, int]] = []
+        for row in rows.tolist():
+            chain: list[int] = []  # the row's ahead keys so far
+            slot_in_row.append({})
+            for k in sorted(
+                (k for k, seen in enumerate(row) if seen and k not in prefix_of_key), key=positions.__getitem__
+            ):
+                name = (k, tuple(chain))
+                if name not in ahead:
+                    entry = 1 + m.num_positions + len(ahead)
+                    below = [slot_in_row[-1][j] for j in chain]
+                    ahead[name] = len(slots)
+                    slots.append(_Slot(tokens[k], 1 + positions[k], entry, 1 + min(positions[k], f), below))
+                slot_in_row[-1][k] = ahead[name]
+                chain.append(k)
         answer_slot = [
             0
             if a == 0
             else 1 + prefix_of_key[a - 1] - start
             if (a - 1) in prefix_of_key
-            else ahead_slot(rows[int(row_of[q])], a - 1)
+            else slot_in_row[int(row_of[q])][a - 1]
             for q, a in enumerate(answer)
         ]
         # 3. one run; prefix slots become the cache, ahead slots write scratch entries
         caches = self._caches_for(state, len(ahead))
         size = caches[0].k.shape[2]
-        mask = torch.zeros(len(slots), size, dtype=torch.bool)
-        for i, slot in enumerate(slots):
-            mask[i, : slot.reads_prefix_below] = True
-            mask[i, slot.write] = True
-            for j in slot.reads:
-                mask[i, slots[j].write] = True
+        prefix_below = torch.tensor([s.reads_prefix_below for s in slots])
+        mask = torch.arange(size)[None, :] < prefix_below[:, None]  # [S, size]: the prefix below each slot
+        reader = [i for i, s in enumerate(slots) for _ in range(len(s.reads) + 1)]
+        read = [slots[j].write for i, s in enumerate(slots) for j in [*s.reads, i]]
+        mask[reader, read] = True  # itself and the ahead slots it reads
 
         def as_tensor(values: list[int]) -> torch.Tensor:
             return torch.tensor(values, dtype=torch.long, device=dev)[None]
