@@ -30,7 +30,7 @@ from ..models.llamagen import KVCache, LlamaGen
 from ..reference.presets import build_preset
 from ..spec.errors import InvalidParameterError
 from ..spec.layout import Layout
-from ..spec.model import Model
+from ..spec.model import Model, ModelWrapper
 from ..spec.randomness import Randomness
 from ..spec.row_entry import RowEntryProxy
 from ..spec.sampling import Sampling
@@ -61,29 +61,14 @@ class _Slot:
     reads: list[int]  # indices of earlier ahead slots it reads
 
 
-class PrefixCachedLlamaGen:
+class PrefixCachedLlamaGen(ModelWrapper):
     """spec Model over a LlamaGen; one prefix cache per condition (CFG asks for two)."""
 
     def __init__(self, model: LlamaGen) -> None:
-        self.model = model
+        super().__init__(model)
+        self.llamagen = model
         self.stats = CacheStats()
         self._prefixes: dict[int | None, _Prefix] = {}
-
-    @property
-    def vocab_size(self) -> int:
-        return self.model.vocab_size
-
-    @property
-    def num_classes(self) -> int:
-        return self.model.num_classes
-
-    @property
-    def num_positions(self) -> int:
-        return self.model.num_positions
-
-    @property
-    def token_embeddings(self) -> torch.Tensor:
-        return self.model.token_embeddings
 
     def reset(self) -> None:
         """Forget every cached prefix (a new image may reuse none of it; reuse is checked anyway)."""
@@ -98,7 +83,7 @@ class PrefixCachedLlamaGen:
         query_positions: torch.Tensor,
         visible: torch.Tensor,
     ) -> torch.Tensor:
-        m = self.model
+        m = self.llamagen
         dev = m.output.weight.device
         m.check_range("key position", key_positions, m.num_positions)
         m.check_range("query position", query_positions, m.num_positions)
@@ -187,13 +172,13 @@ class PrefixCachedLlamaGen:
 
     def _prefix_state(self, condition: int | None) -> _Prefix:
         if condition not in self._prefixes:
-            self._prefixes[condition] = _Prefix(self.model.new_caches(1, scratch=0), scratch=0)
+            self._prefixes[condition] = _Prefix(self.llamagen.new_caches(1, scratch=0), scratch=0)
         return self._prefixes[condition]
 
     def _caches_for(self, state: _Prefix, scratch: int) -> list[KVCache]:
         """The state's caches with room for `scratch` entries (grown by doubling, prefix kept)."""
         if scratch > state.scratch:
-            grown = self.model.new_caches(1, scratch=max(scratch, 2 * state.scratch))
+            grown = self.llamagen.new_caches(1, scratch=max(scratch, 2 * state.scratch))
             keep = 1 + len(state.tokens) if state.has_class else 0
             for new, old in zip(grown, state.caches, strict=True):
                 new.k[:, :, :keep] = old.k[:, :, :keep]

@@ -20,7 +20,7 @@ unconditional logits; that is one forward pass of a batch-doubled model.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import torch
 
@@ -49,6 +49,32 @@ class Model(Protocol):
         query_positions: torch.Tensor,
         visible: torch.Tensor,
     ) -> torch.Tensor: ...
+
+
+class ModelWrapper:
+    """Base of models that wrap another (row-entry proxy, prefix cache, audit deadline): the
+    wrapped model's sizes, and its optional capabilities (token_embeddings, ...) by delegation.
+    Subclasses define `logits`."""
+
+    def __init__(self, model: Model) -> None:
+        self.model = model
+
+    @property
+    def vocab_size(self) -> int:
+        return self.model.vocab_size
+
+    @property
+    def num_classes(self) -> int:
+        return self.model.num_classes
+
+    @property
+    def num_positions(self) -> int:
+        return self.model.num_positions
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "model":  # not set yet (copy / unpickle): no recursion
+            raise AttributeError(name)
+        return getattr(self.model, name)
 
 
 @dataclass(frozen=True)

@@ -9,12 +9,10 @@ passed through unchanged. A named approximation: judge its output against the pl
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 
 from .errors import QueryContextError
-from .model import Model
+from .model import ModelWrapper
 
 
 def add_entry_proxies(
@@ -41,28 +39,8 @@ def add_entry_proxies(
     return torch.cat(tokens), torch.cat(positions), torch.cat(columns, dim=1)
 
 
-class RowEntryProxy:
+class RowEntryProxy(ModelWrapper):
     """A Model that answers row-entry queries through a proxy key (spec/row_entry.md)."""
-
-    def __init__(self, model: Model) -> None:
-        self.model = model
-
-    @property
-    def vocab_size(self) -> int:
-        return self.model.vocab_size
-
-    @property
-    def num_classes(self) -> int:
-        return self.model.num_classes
-
-    @property
-    def num_positions(self) -> int:
-        return self.model.num_positions
-
-    def __getattr__(self, name: str) -> Any:  # optional capabilities (token_embeddings, ...)
-        if name == "model":  # not set yet (copy / unpickle): no recursion
-            raise AttributeError(name)
-        return getattr(self.model, name)
 
     def logits(
         self,

@@ -23,7 +23,7 @@ import torch
 from ..models.registry import ModelCase
 from ..reference.presets import PRESETS, Preset
 from ..spec.errors import JacobiOracleError
-from ..spec.model import Model, Problem
+from ..spec.model import Model, ModelWrapper, Problem
 from ..spec.randomness import KeyedRandomness
 from ..spec.sampling import Sampling
 from ..spec.strategy import SteppedDecoder
@@ -37,29 +37,14 @@ class AuditTimeout(JacobiOracleError):
     """The exact engine ran past the audit's per-preset time limit."""
 
 
-class DeadlineModel:
+class DeadlineModel(ModelWrapper):
     """Wraps a model; a call after `deadline` (time.perf_counter) raises AuditTimeout."""
 
     def __init__(self, model: Model, deadline: float, limit: float, work: str = "exact enumeration") -> None:
-        self.model = model
+        super().__init__(model)
         self.deadline = deadline
         self.limit = limit
         self.work = work
-
-    @property
-    def vocab_size(self) -> int:
-        return self.model.vocab_size
-
-    @property
-    def num_classes(self) -> int:
-        return self.model.num_classes
-
-    @property
-    def num_positions(self) -> int:
-        return self.model.num_positions
-
-    def __getattr__(self, name: str) -> Any:  # token_embeddings and other optional capabilities
-        return getattr(self.__dict__["model"], name)
 
     def check_deadline(self) -> None:
         if time.perf_counter() > self.deadline:
