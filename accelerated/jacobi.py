@@ -264,6 +264,12 @@ def _write(
 
 
 # -- the strategy -----------------------------------------------------------------------------
+def check_batch(conditions: list[int | None], randomness: list[Randomness]) -> None:
+    """Verify a batch has one noise stream per sample (a shared stream would couple samples)."""
+    if len(conditions) != len(randomness) or not conditions:
+        raise InvalidParameterError(f"need one randomness per condition, got {len(conditions)} and {len(randomness)}")
+
+
 @dataclass(frozen=True)
 class AcceleratedWindowDecoder:
     """AR (window 1, keyed "sample") or SJD (window W, random drafts, exact verification)."""
@@ -293,11 +299,7 @@ class AcceleratedWindowDecoder:
         randomness: list[Randomness],
     ) -> list[Decoded]:
         """One image per (condition, randomness) pair, decoded together."""
-        # Verify one noise stream per sample and a valid problem for each
-        if len(conditions) != len(randomness) or not conditions:
-            raise InvalidParameterError(
-                f"need one randomness per condition, got {len(conditions)} and {len(randomness)}"
-            )
+        check_batch(conditions, randomness)
         problems = [Problem(model, c, layout, sampling) for c in conditions]
         backend, device = self._backend(model, problems)
         noise = EventNoise(sample_streams(randomness, device), PURPOSES)

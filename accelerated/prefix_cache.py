@@ -35,6 +35,7 @@ from ..spec.randomness import Randomness
 from ..spec.row_entry import RowEntryProxy
 from ..spec.sampling import Sampling
 from ..spec.strategy import Decoded
+from .jacobi import check_batch
 
 
 @dataclass
@@ -224,11 +225,7 @@ class PrefixCachedDecoder:
     ) -> list[Decoded]:
         """One image per (condition, randomness) pair, one after the other (a reused cache
         entry is always checked against the new image's tokens)."""
-        # Verify one noise stream per sample
-        if len(conditions) != len(randomness) or not conditions:
-            raise InvalidParameterError(
-                f"need one randomness per condition, got {len(conditions)} and {len(randomness)}"
-            )
+        check_batch(conditions, randomness)
         cached = with_prefix_cache(model)
         return [
             self.strategy.decode(cached, c, layout, sampling, r) for c, r in zip(conditions, randomness, strict=True)
