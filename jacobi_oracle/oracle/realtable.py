@@ -290,7 +290,12 @@ def family_size() -> int:
     return CALIBRATION_TESTS * len(real_model_presets())
 
 
-def markdown(rows: Sequence[Row], grid: int, sampling: Sampling, command: str, stamp: str | None = None) -> str:
+def markdown(
+    rows: Sequence[Row], grid: int, sampling: Sampling, command: str | Sequence[str], stamp: str | None = None
+) -> str:
+    """The table; `command` is the run's command line, or the commands of merged runs."""
+    commands = [command] if isinstance(command, str) else list(command)
+    shown = f"`{commands[0]}`" if len(commands) == 1 else f"{len(commands)} runs merged with `--render`"
     stamp = stamp or datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     ar = next((r for r in rows if r.strategy == "ar"), None)
     family = family_size()
@@ -299,7 +304,7 @@ def markdown(rows: Sequence[Row], grid: int, sampling: Sampling, command: str, s
     lines = [
         f"### {grid}x{grid} grid ({grid * grid} tokens), {rows[0].images} images per preset",
         "",
-        f"`{command}` ({stamp}; sampling: T={sampling.temperature}, cfg={sampling.cfg_scale}, "
+        f"{shown} ({stamp}; sampling: T={sampling.temperature}, cfg={sampling.cfg_scale}, "
         f"top-k={sampling.top_k}, top-p={sampling.top_p})",
         "",
         "| strategy | claimed lossless | params | forward passes (mean +- sd) | step compression "
@@ -334,6 +339,8 @@ def markdown(rows: Sequence[Row], grid: int, sampling: Sampling, command: str, s
             "[P]: decoded through `RowEntryProxy` (spec/row_entry.md), judged against the plain model; "
             "proxy-answered queries per image: " + ", ".join(proxied) + "."
         )
+    if len(commands) > 1:
+        lines += ["", "<details><summary>commands</summary>", "", *[f"    {c}" for c in commands], "", "</details>"]
     return "\n".join(lines) + "\n"
 
 
@@ -357,9 +364,9 @@ def render(paths: Sequence[Path]) -> str:
         raise InvalidParameterError(f"--render files mix grids or sampling: {[str(p) for p in paths]}")
     rows = {row["strategy"]: Row(**row) for run in runs for row in run["rows"]}
     order = [n for n in real_model_presets() if n in rows] + [n for n in rows if n not in real_model_presets()]
-    commands = "`; `".join(dict.fromkeys(r["command"] for r in runs))
+    commands = list(dict.fromkeys(r["command"] for r in runs))
     stamps = sorted(r["stamp"] for r in runs)
-    stamp = stamps[0] if stamps[0] == stamps[-1] else f"{stamps[0]} to {stamps[-1]}"
+    stamp = "finished " + (stamps[0] if stamps[0] == stamps[-1] else f"{stamps[0]} to {stamps[-1]}")
     sampling = Sampling(**runs[0]["sampling"])
     return markdown([rows[n] for n in order], runs[0]["grid"], sampling, commands, stamp)
 
