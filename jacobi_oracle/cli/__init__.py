@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from ..spec.errors import JacobiOracleError
-from . import audit, bench, check, compression, demo, falsefail, mutants, shard_audit, strategies, vectors
+from . import audit, bench, check, compression, demo, falsefail, mutants, precision, shard_audit, strategies, vectors
 from .common import Command
 
 COMMANDS: list[Command] = [
@@ -20,6 +20,7 @@ COMMANDS: list[Command] = [
     falsefail.COMMAND,
     audit.COMMAND,
     bench.COMMAND,
+    precision.COMMAND,
     demo.COMMAND,
     compression.COMMAND,
 ]
