@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from dataclasses import dataclass, replace
 
 import torch
+
+
+def tensor_key(tensor: torch.Tensor) -> Hashable:
+    """`spec.strategy.freeze` of a tensor (dtype, shape, exact bytes), without its detour
+    through detach / cpu when the tensor is already a plain CPU tensor."""
+    try:
+        data = tensor.numpy().tobytes()
+    except (RuntimeError, TypeError):  # needs grad, lives on a device, or has a lazy conj / neg bit
+        data = tensor.detach().cpu().numpy().tobytes()
+    return (tensor.dtype, tuple(tensor.shape), data)
 
 
 @dataclass(frozen=True, eq=False)
@@ -15,6 +26,11 @@ class Draft:
     draft_probs: torch.Tensor  # q: [V] float64, the distribution `token` was sampled from
     last_target: torch.Tensor | None = None  # p at this cell in the pass that produced the draft
 
+    def exact_key(self) -> Hashable:
+        """Equal to `freeze(self)` (every field; tensors by their exact bytes), built directly."""
+        last = self.last_target
+        return ("Draft", self.token, tensor_key(self.draft_probs), None if last is None else tensor_key(last))
+
 
 @dataclass(frozen=True, eq=False)
 class JacobiState:
@@ -24,6 +40,13 @@ class JacobiState:
     # per cell: p at that cell in the latest pass that queried it (None: never queried, or
     # not remembered). Only strategies whose drafters read it keep it (spec/sjd-spatial.md).
     targets: tuple[torch.Tensor | None, ...] | None = None
+
+    def exact_key(self) -> Hashable:
+        """Equal to `freeze(self)`, built directly: the exact engine merges states by it
+        (two states share it only if every field is equal, tensors byte for byte)."""
+        drafts = tuple(None if draft is None else draft.exact_key() for draft in self.drafts)
+        targets = None if self.targets is None else tuple(None if p is None else tensor_key(p) for p in self.targets)
+        return ("JacobiState", self.committed, drafts, self.iteration, targets)
 
     @staticmethod
     def empty(num_cells: int) -> JacobiState:

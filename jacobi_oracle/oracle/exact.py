@@ -4,7 +4,9 @@ A step of a stepped strategy is re-executed once per *choice path*: a `Branching
 replays a prefix of choices and, at each new random event, takes the first outcome with
 positive probability and records the others as paths still to run (depth first). Identical
 states after a step are merged (`state_key`), so the work grows with the number of distinct
-states, not of paths. Model calls are memoised: re-executions cost no forward pass.
+states, not of paths. Unless a strategy overrides `state_key` / `plan_key`, states and plans
+are keyed by `merge_key`: the same value as the generic `freeze`, built faster from the
+values' own `exact_key` (JacobiState, Draft). Model calls are memoised: re-executions cost no forward pass.
 Plain (non-stepped) strategies are enumerated as whole runs, without merging.
 """
 
@@ -25,7 +27,7 @@ from ..reference.keys import causal_query
 from ..spec.errors import JacobiOracleError, UnsupportedStrategyError
 from ..spec.model import Model, Problem
 from ..spec.randomness import EventKey, check_distribution, check_distribution_values, check_probability
-from ..spec.strategy import PhasedDecoder, SteppedDecoder, Strategy
+from ..spec.strategy import PhasedDecoder, SteppedDecoder, Strategy, freeze
 
 LOSSLESS_TOLERANCE = 1e-12  # total variation below which two exact laws are called equal
 
@@ -171,14 +173,45 @@ def _exact_output_law(strategy: Strategy, problem: Problem, progress: Callable[[
     return ExactLaw(dict(law), mean, states, memo.calls, time.perf_counter() - started, dict(passes))
 
 
+_PLAIN = frozenset({int, bool, float, str, type(None)})  # freeze(v) is v itself
+
+
+def merge_key(value: object) -> Hashable:
+    """`freeze(value)` (the same value), faster: a value with an `exact_key` method
+    (JacobiState, Draft) builds it itself; tuples and dataclasses around such values recurse."""
+    if type(value) in _PLAIN:
+        return value
+    exact_key = getattr(value, "exact_key", None)
+    if exact_key is not None:
+        return exact_key()  # type: ignore[no-any-return]
+    if type(value) is tuple:
+        if all(type(v) in _PLAIN for v in value):
+            return value
+        return tuple(merge_key(v) for v in value)
+    fields = getattr(value, "__dataclass_fields__", None)
+    if fields is not None:
+        return (type(value).__name__, *(merge_key(getattr(value, f)) for f in fields))
+    return freeze(value)
+
+
+def _state_key_of(strategy: SteppedDecoder[Any]) -> Callable[[Any], Hashable]:
+    """The strategy's own `state_key` if it defines one, else `merge_key` (= the generic key)."""
+    return merge_key if type(strategy).state_key is SteppedDecoder.state_key else strategy.state_key
+
+
+def _plan_key_of(strategy: PhasedDecoder[Any, Any, Any]) -> Callable[[Any], Hashable]:
+    return merge_key if type(strategy).plan_key is PhasedDecoder.plan_key else strategy.plan_key
+
+
 def _stepped_law(
     strategy: SteppedDecoder[Any], problem: Problem, progress: Callable[[int, int], None] | None
 ) -> tuple[Law, dict[int, float], int]:
     law: Law = defaultdict(float)
     passes: dict[int, float] = defaultdict(float)
     frontier: dict[Hashable, tuple[Any, float]] = {}
+    state_key = _state_key_of(strategy)
     start = strategy.start(problem)
-    frontier[strategy.state_key(start)] = (start, 1.0)
+    frontier[state_key(start)] = (start, 1.0)
     depth = explored = 0
     limit = problem.layout.num_cells
     while frontier:
@@ -191,7 +224,7 @@ def _stepped_law(
                 continue
 
             for prob, after in _step_outcomes(strategy, problem, state):
-                key = strategy.state_key(after)
+                key = state_key(after)
                 held = following.get(key)
                 following[key] = (after, prob * weight + (held[1] if held else 0.0))
         frontier = following
@@ -210,8 +243,9 @@ def _step_outcomes(strategy: SteppedDecoder[Any], problem: Problem, state: Any) 
         yield from enumerate_outcomes(lambda r: strategy.step(problem, state, r)[0])
         return
     plans: dict[Hashable, tuple[Any, float]] = {}
+    plan_key = _plan_key_of(strategy)
     for prob, plan in enumerate_outcomes(lambda r: strategy.propose(problem, state, r)):
-        key = strategy.plan_key(plan)
+        key = plan_key(plan)
         held = plans.get(key)
         plans[key] = (plan, prob + (held[1] if held else 0.0))
     for plan, plan_prob in plans.values():

@@ -1,0 +1,175 @@
+"""The exact engine's fast merge key (`JacobiState.exact_key`, `merge_key`) is the generic
+`freeze` key, so it merges exactly the states the generic key merges and the laws do not move."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+import hypothesis.strategies as st
+import pytest
+import torch
+from hypothesis import given
+
+from jacobi_oracle.models.registry import build_model
+from jacobi_oracle.oracle.exact import exact_output_law, merge_key
+from jacobi_oracle.reference.composed import ComposedStrategy
+from jacobi_oracle.reference.pjd_exact import PJDExact, PJDExactState
+from jacobi_oracle.reference.presets import build_preset
+from jacobi_oracle.reference.state import Draft, JacobiState, Window
+from jacobi_oracle.spec.model import Problem
+from jacobi_oracle.spec.sampling import Sampling
+from jacobi_oracle.spec.strategy import freeze
+
+MAX_CELLS = 6
+TENSOR_FORMS = ("plain", "column-view", "float32", "requires-grad")  # the fast path and each fallback
+
+
+@st.composite
+def probability_tensors(draw: st.DrawFn, vocab: int) -> torch.Tensor:
+    """A [V] distribution, as a plain float64 tensor or a form the fast path must fall back on."""
+    weights = draw(st.lists(st.one_of(st.just(0.0), st.floats(0.01, 1.0)), min_size=vocab, max_size=vocab))
+    probs = torch.tensor(weights, dtype=torch.float64) + 1e-3
+    probs = probs / probs.sum()
+    form = draw(st.sampled_from(TENSOR_FORMS))
+    if form == "column-view":
+        return torch.stack([probs.flip(0), probs], dim=1)[:, 1]  # strided: not contiguous
+    if form == "float32":
+        return probs.float()
+    if form == "requires-grad":
+        return probs.clone().requires_grad_(True)
+    return probs
+
+
+@st.composite
+def drafts(draw: st.DrawFn, vocab: int) -> Draft:
+    last = draw(st.one_of(st.none(), probability_tensors(vocab)))
+    return Draft(draw(st.integers(0, vocab - 1)), draw(probability_tensors(vocab)), last)
+
+
+@st.composite
+def jacobi_states(draw: st.DrawFn) -> JacobiState:
+    """A JacobiState with every field populated in every way a decoder can populate it."""
+    vocab = draw(st.integers(2, 4))
+    cells = draw(st.integers(1, MAX_CELLS))
+    committed = tuple(draw(st.one_of(st.none(), st.integers(0, vocab - 1))) for _ in range(cells))
+    cell_drafts = tuple(None if c is not None else draw(st.one_of(st.none(), drafts(vocab))) for c in committed)
+    targets = draw(st.one_of(st.none(), st.tuples(*[st.one_of(st.none(), probability_tensors(vocab))] * cells)))
+    return JacobiState(committed, cell_drafts, draw(st.integers(0, cells)), targets)
+
+
+def copy_state(state: JacobiState) -> JacobiState:
+    """An equal state sharing no tensor with `state`."""
+
+    def copy(t: torch.Tensor | None) -> torch.Tensor | None:
+        return None if t is None else t.detach().clone().requires_grad_(t.requires_grad)
+
+    new_drafts = tuple(
+        None if d is None else Draft(d.token, d.draft_probs.clone(), copy(d.last_target)) for d in state.drafts
+    )
+    targets = None if state.targets is None else tuple(copy(t) for t in state.targets)
+    return JacobiState(tuple(state.committed), new_drafts, state.iteration, targets)
+
+
+def flip_bit(probs: torch.Tensor, index: int, bit: int) -> torch.Tensor:
+    """`probs` with one bit of one entry's float representation flipped."""
+    flipped = probs.detach().clone().contiguous()
+    as_int = flipped.view(torch.int64 if flipped.dtype == torch.float64 else torch.int32)
+    as_int[index] ^= 1 << (bit % (8 * flipped.element_size() - 1))
+    return flipped
+
+
+def merging(values: Sequence[object], key: Callable[[Any], Hashable]) -> list[int]:
+    """For each value, the index of the first value it is merged with."""
+    first: dict[Hashable, int] = {}
+    return [first.setdefault(key(v), i) for i, v in enumerate(values)]
+
+
+def assert_same_merging(values: Sequence[object], key: Callable[[Any], Hashable]) -> None:
+    got, generic = merging(values, key), merging(values, freeze)
+    assert got == generic, f"merging by {key.__name__}={got}, but the generic key merges {generic}"
+
+
+def test_exact_key_encodes_every_field() -> None:
+    # a field added to a state class must be added to its exact_key (else states would merge wrongly)
+    assert [f.name for f in fields(JacobiState)] == ["committed", "drafts", "iteration", "targets"]
+    assert [f.name for f in fields(Draft)] == ["token", "draft_probs", "last_target"]
+
+
+@given(jacobi_states(), st.lists(st.tuples(st.integers(0, MAX_CELLS), st.booleans()), max_size=3))
+def test_fast_key_equals_the_generic_key(state: JacobiState, windows: list[tuple[int, bool]]) -> None:
+    plan = (state, tuple(Window(tuple(range(n + 1)), bonus) for n, bonus in windows))
+    pjd_state = PJDExactState(state, tuple(c is not None for c in state.committed))
+    assert state.exact_key() == freeze(state)
+    assert merge_key(state) == freeze(state)
+    assert merge_key(plan) == freeze(plan)
+    assert merge_key(pjd_state) == freeze(pjd_state)
+
+
+@given(jacobi_states(), st.data())
+def test_fast_key_merges_equal_states_and_separates_a_one_bit_change_of_q(
+    state: JacobiState, data: st.DataObject
+) -> None:
+    values: list[object] = [state, copy_state(state)]
+    drafted = [c for c, d in enumerate(state.drafts) if d is not None]
+    if drafted:
+        cell = data.draw(st.sampled_from(drafted))
+        draft = state.drafts[cell]
+        assert draft is not None
+        index = data.draw(st.integers(0, draft.draft_probs.numel() - 1))
+        changed = flip_bit(draft.draft_probs, index, data.draw(st.integers(0, 63)))
+        values.append(state.with_drafts({cell: replace(draft, draft_probs=changed)}))
+    keys = [merge_key(v) for v in values]
+    assert keys[0] == keys[1], "equal states got different keys"
+    assert all(k != keys[0] for k in keys[2:]), "a state whose q differs in one bit got the same key"
+    assert_same_merging(values, merge_key)
+
+
+def rounded_key(state: JacobiState) -> Hashable:
+    """A broken key: q rounded to 6 decimals (merges states whose q differ in a low bit)."""
+    return tuple(
+        None if d is None else (d.token, tuple(round(x, 6) for x in d.draft_probs.tolist())) for d in state.drafts
+    )
+
+
+def test_negative_control_a_rounding_key_merges_differently() -> None:
+    probs = torch.tensor([0.25, 0.75], dtype=torch.float64)
+    state = JacobiState((None, None), (Draft(1, probs), None), 0)
+    near = state.with_drafts({0: Draft(1, flip_bit(probs, 0, 0))})
+    with pytest.raises(AssertionError, match="generic key merges"):
+        assert_same_merging([state, near], rounded_key)
+
+
+@dataclass
+class GenericKeyedComposed(ComposedStrategy):
+    """The same decoder, keyed by the generic `freeze` (the engine uses an overriding key)."""
+
+    def state_key(self, state: JacobiState) -> Hashable:
+        return freeze(state)
+
+    def plan_key(self, plan: Any) -> Hashable:
+        return freeze(plan)
+
+
+@dataclass
+class GenericKeyedPJDExact(PJDExact):
+    def state_key(self, state: PJDExactState) -> Hashable:
+        return freeze(state)
+
+    def plan_key(self, plan: Any) -> Hashable:
+        return freeze(plan)
+
+
+@pytest.mark.parametrize("preset", ["sjd", "sjdpp-exact", "pjd", "pjd-exact"])
+def test_fast_key_leaves_the_exact_law_unchanged_to_the_last_bit(preset: str) -> None:
+    case = build_model("hash-tiny")
+    problem = Problem(case.model, case.condition, case.layout, Sampling())
+    fast = build_preset(preset)
+    generic_class = GenericKeyedPJDExact if isinstance(fast, PJDExact) else GenericKeyedComposed
+    assert isinstance(fast, (PJDExact, ComposedStrategy))
+    generic = generic_class(**{f.name: getattr(fast, f.name) for f in fields(fast)})
+    with_fast, with_generic = exact_output_law(fast, problem), exact_output_law(generic, problem)
+    assert with_fast.law == with_generic.law  # float equality: the same merges, summed in the same order
+    assert with_fast.pass_distribution == with_generic.pass_distribution
+    assert with_fast.states_explored == with_generic.states_explored
