@@ -30,7 +30,7 @@ from ..models.llamagen import KVCache, LlamaGen
 from ..reference.presets import build_preset
 from ..spec.errors import InvalidParameterError
 from ..spec.layout import Layout
-from ..spec.model import Model, ModelWrapper
+from ..spec.model import Model, ModelWrapper, check_query_ranges
 from ..spec.randomness import Randomness
 from ..spec.row_entry import RowEntryProxy
 from ..spec.sampling import Sampling
@@ -86,9 +86,7 @@ class PrefixCachedLlamaGen(ModelWrapper):
     ) -> torch.Tensor:
         m = self.llamagen
         dev = m.output.weight.device
-        m.check_range("key position", key_positions, m.num_positions)
-        m.check_range("query position", query_positions, m.num_positions)
-        m.check_range("key token", key_tokens, m.vocab_size)
+        check_query_ranges(m, key_tokens, key_positions, query_positions)
         tokens, positions = key_tokens.tolist(), key_positions.tolist()
         context = visible.to(torch.bool) & (key_positions[None, :] < query_positions[:, None])  # [Q, N]
         answer = m.answer_slots(context, key_positions, query_positions).tolist()  # 0 class, 1 + key

@@ -51,6 +51,22 @@ class Model(Protocol):
     ) -> torch.Tensor: ...
 
 
+def check_index_range(what: str, values: torch.Tensor, size: int) -> None:
+    """Verify every entry of `values` is in 0 .. size - 1 (ShapeMismatchError naming the first bad one)."""
+    if values.numel() and (int(values.min()) < 0 or int(values.max()) >= size):
+        bad = values[(values < 0) | (values >= size)][0]
+        raise ShapeMismatchError(f"{what} {int(bad)} is outside 0..{size - 1}")
+
+
+def check_query_ranges(
+    model: Model, key_tokens: torch.Tensor, key_positions: torch.Tensor, query_positions: torch.Tensor
+) -> None:
+    """Verify a call's tokens and positions fit the model (models call this in `logits`)."""
+    check_index_range("key token", key_tokens, model.vocab_size)
+    check_index_range("key position", key_positions, model.num_positions)
+    check_index_range("query position", query_positions, model.num_positions)
+
+
 class ModelWrapper:
     """Base of models that wrap another (row-entry proxy, prefix cache, audit deadline): the
     wrapped model's sizes, and its optional capabilities (token_embeddings, ...) by delegation.

@@ -29,7 +29,8 @@ from typing import Any
 
 import torch
 
-from ..spec.errors import InvalidParameterError, QueryContextError, ShapeMismatchError
+from ..spec.errors import InvalidParameterError, QueryContextError
+from ..spec.model import check_query_ranges
 
 MASKED_LOGIT = -1.0e9
 LUMINA_IMAGE_IDS = range(4, 8196)  # Lumina-mGPT / Chameleon VQ image token ids
@@ -91,9 +92,7 @@ class HFImageModel:
         visible: torch.Tensor,
     ) -> torch.Tensor:
         prompt = self.null_prompt if condition is None else self.prompts[condition]
-        _check_range("key token", key_tokens, self.vocab_size)
-        _check_range("key position", key_positions, self.num_positions)
-        _check_range("query position", query_positions, self.num_positions)
+        check_query_ranges(self, key_tokens, key_positions, query_positions)
         context = visible & (key_positions[None, :] < query_positions[:, None])  # [Q, N]
         rows, row_of = shared_rows(context, key_positions, query_positions)  # [R, N], [Q]
         hidden = self._run_rows(prompt, rows, key_tokens, key_positions)  # [R, P + N, D]
@@ -179,11 +178,6 @@ def answer_slots(
     index = previous.to(torch.long).argmax(dim=1) if previous.shape[1] else torch.zeros_like(query_positions)
     key_slot = prompt_length + index
     return torch.where(query_positions > 0, key_slot, prompt_length - 1)
-
-
-def _check_range(what: str, values: torch.Tensor, size: int) -> None:
-    if values.numel() and (int(values.min()) < 0 or int(values.max()) >= size):
-        raise ShapeMismatchError(f"{what} {values.tolist()} is outside 0..{size - 1}")
 
 
 def _lm_backbone(model: Any) -> Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]:

@@ -42,6 +42,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..spec.errors import InvalidParameterError, QueryContextError, ShapeMismatchError
+from ..spec.model import check_index_range, check_query_ranges
 
 
 def round_up(n: int, multiple: int) -> int:
@@ -331,8 +332,8 @@ class LlamaGen(nn.Module):
             raise ShapeMismatchError(f"sequence length {length} is outside 1..{self.num_positions}")
         if not 0.0 <= cfg_dropout <= 1.0:
             raise InvalidParameterError(f"cfg_dropout must be in [0, 1], got {cfg_dropout!r}")
-        self.check_range("token", tokens, self.vocab_size)
-        self.check_range("class id", class_ids, self.num_classes + 1)
+        check_index_range("token", tokens, self.vocab_size)
+        check_index_range("class id", class_ids, self.num_classes + 1)
         if cfg_dropout > 0:
             drop = torch.rand(b, generator=generator, device=generator.device if generator else None)
             class_ids = torch.where(drop.to(class_ids.device) < cfg_dropout, self.num_classes, class_ids)
@@ -353,9 +354,7 @@ class LlamaGen(nn.Module):
         dev = self.output.weight.device
         key_tokens, key_positions = key_tokens.to(dev), key_positions.to(dev)
         query_positions, visible = query_positions.to(dev), visible.to(dev)
-        self.check_range("key position", key_positions, self.num_positions)
-        self.check_range("query position", query_positions, self.num_positions)
-        self.check_range("key token", key_tokens, self.vocab_size)
+        check_query_ranges(self, key_tokens, key_positions, query_positions)
         context = visible & (key_positions[None, :] < query_positions[:, None])  # [Q, N]
         answer_slot = self.answer_slots(context, key_positions, query_positions)  # [Q] in 0..N
         rows, row_of = self.shared_rows(context, key_positions, query_positions)  # [R, N], [Q]
@@ -421,12 +420,6 @@ class LlamaGen(nn.Module):
         attend[:, :, 0] = True
         attend |= torch.eye(n + 1, dtype=torch.bool, device=rows.device)  # slots outside the row: themselves
         return attend[:, None]
-
-    @staticmethod
-    def check_range(what: str, values: torch.Tensor, size: int) -> None:
-        if values.numel() and (int(values.min()) < 0 or int(values.max()) >= size):
-            bad = values[(values < 0) | (values >= size)][0]
-            raise ShapeMismatchError(f"{what} {int(bad)} is outside 0..{size - 1}")
 
 
 # -- checkpoints in the official layout ------------------------------------------------------
