@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# The GPU work issue 5 still owes, as steps that each fit one device call (<= 10 minutes).
+#
+#   device run:  bash benchmarks/gpu_session.sh tests        (gpu-marked tests, ~1 min)
+#                bash benchmarks/gpu_session.sh bench-raster  (XL 24x24: ar, sjd, sjdpp-exact, jacobi)
+#                bash benchmarks/gpu_session.sh bench-2d      (XL 24x24: ar, pjd, pjd-exact, zipar)
+#                bash benchmarks/gpu_session.sh precision     (bf16 vs float32 law, exact presets)
+#   smoke (CPU): SMOKE=1 bash benchmarks/gpu_session.sh all   (toy sizes; tests/test_gpu_session.py)
+#
+# Results land in $OUT (the device tool returns that folder): device.txt, <step>.json / .txt.
+# The device image has PyTorch but no package index, so the package runs from the checkout
+# (PYTHONPATH) with the image's own numpy / scipy / rich / safetensors / hypothesis.
+set -euo pipefail
+step=${1:?usage: gpu_session.sh tests|bench-raster|bench-2d|precision|all}
+OUT=${OUT:-$(mktemp -d)}
+mkdir -p "$OUT"
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+PY=${PYTHON:-python3}
+if [ "${SMOKE:-0}" = 1 ]; then
+  model=llamagen-tiny grid=4 images=10 prec_images=10 ref=1 warm=0 dtype=float32 judge=float64 device=cpu
+else
+  model=llamagen-XL grid=24 images=10 prec_images=50 ref=2 warm=1 dtype=bfloat16 judge=float32 device=cuda
+  nvidia-smi >"$OUT/device.txt" 2>&1 || true
+fi
+cli() { "$PY" -m jacobi_oracle.cli "$@"; }
+bench() {  # $1: output name, $2: strategies
+  cli bench --model "$model" --grid "$grid" --strategies "$2" --window 16 --cfg 4 --dtype "$dtype" \
+    --images "$images" --warmup "$warm" --reference-images "$ref" --device "$device" --json >"$OUT/$1.json"
+}
+run_step() {
+  case "$1" in
+    tests) "$PY" -m pytest -q -m gpu -p no:cacheprovider tests/ >"$OUT/tests.txt" 2>&1 || true ;;
+    bench-raster) bench bench-raster ar,sjd,sjdpp-exact,jacobi ;;
+    bench-2d) bench bench-2d ar,pjd,pjd-exact,zipar ;;
+    precision)
+      cli precision --model "$model" --grid "$grid" --strategies ar,sjd,sjdpp-exact,pjd-exact --dtype "$dtype" \
+        --judge-dtype "$judge" --images "$prec_images" --cfg 4 --device "$device" --json >"$OUT/precision.json" || true ;;
+    *) echo "unknown step $1" >&2; exit 2 ;;
+  esac
+}
+if [ "$step" = all ]; then
+  for s in tests bench-raster bench-2d precision; do run_step "$s"; done
+else
+  run_step "$step"
+fi
+ls "$OUT"

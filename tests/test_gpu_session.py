@@ -1,0 +1,35 @@
+"""benchmarks/gpu_session.sh at toy size on CPU: the owed GPU steps run and write their reports."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SCRIPT = ROOT / "benchmarks" / "gpu_session.sh"
+
+
+def test_the_2d_bench_step_reports_every_strategy(tmp_path: Path) -> None:
+    # (bench-raster runs the same command with other strategies; tests/test_bench.py covers those)
+    env = os.environ | {"SMOKE": "1", "OUT": str(tmp_path), "PYTHON": sys.executable}
+    subprocess.run(["bash", str(SCRIPT), "bench-2d"], cwd=ROOT, env=env, check=True, capture_output=True)
+    report = json.loads((tmp_path / "bench-2d.json").read_text())
+    assert {r["strategy"] for r in report["results"]} == {"ar", "pjd", "pjd-exact", "zipar"}
+    assert all(r["speedup_over_reference"] > 0 for r in report["results"])
+
+
+def test_the_precision_step_reports_a_verdict(tmp_path: Path) -> None:
+    env = os.environ | {"SMOKE": "1", "OUT": str(tmp_path), "PYTHON": sys.executable}
+    subprocess.run(["bash", str(SCRIPT), "precision"], cwd=ROOT, env=env, check=True, capture_output=True)
+    report = json.loads((tmp_path / "precision.json").read_text())
+    assert report["passed"]  # float32 decoders judged in float64 at family false-fail 1e-6
+    assert {r["strategy"] for r in report["results"]} == {"ar", "sjd", "sjdpp-exact", "pjd-exact"}
+
+
+def test_an_unknown_step_is_refused(tmp_path: Path) -> None:
+    env = os.environ | {"SMOKE": "1", "OUT": str(tmp_path), "PYTHON": sys.executable}
+    done = subprocess.run(["bash", str(SCRIPT), "nope"], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert done.returncode == 2 and "unknown step" in done.stderr
