@@ -33,7 +33,7 @@ from .common import Command, Subparsers, print_json, print_table, stderr_console
 
 DEFAULT_STRATEGIES = ("ar", "sjd", "sjd-sample-above", "sjdpp-exact", "lantern")
 DEFAULT_CLASSES = ("chelsea", "hubble", "retina", "grass")
-DEFAULT_TOY = "hash"  # V=3, 2x3: lossy presets show their real loss; the default presets take ~1 min of CPU
+DEFAULT_TOY = "hash"  # V=3, 2x3: lossy presets show their real loss; default presets: 72-90 s CPU (2 busy cores)
 SMALL_TOY = (2, 2)  # vocabulary size or grid width at or below which lossy presets can look lossless
 SCALE = 2  # pixels are upscaled (nearest) for viewing
 CAPTION = 30  # caption band height in pixels
@@ -53,7 +53,12 @@ def add_parser(sub: Subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--cfg", type=float, default=2.0)
     parser.add_argument("--temperature", type=float, default=1.0)
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
-    parser.add_argument("--toy-model", default=DEFAULT_TOY, help=f"exact-oracle model ({', '.join(MODELS)})")
+    parser.add_argument(
+        "--toy-model",
+        default=DEFAULT_TOY,
+        help=f"exact-oracle model ({', '.join(MODELS)}); on hash the table of the default strategies takes ~1.5 min"
+        " of CPU, with --strategies all several minutes; hash-tiny takes seconds but is too small to show loss",
+    )
     parser.add_argument("--no-exact", action="store_true", help="skip the exact-oracle table")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.set_defaults(run=run)
