@@ -22,16 +22,17 @@ from ..models.registry import MODELS, build_model
 from ..models.tokenizer import PatchTokenizer
 from ..models.trained import load_trained
 from ..oracle.exact import ExactVerdict, check_exact
-from ..oracle.realtable import DEFAULT_SEED, decode_images, real_model_presets
+from ..oracle.realtable import DEFAULT_SEED, ROW_ENTRY_PRESETS, decode_images, real_model_presets
 from ..reference.presets import PRESETS, build_preset
 from ..spec.errors import InvalidParameterError, JacobiOracleError
 from ..spec.layout import Layout
 from ..spec.model import Problem
+from ..spec.row_entry import RowEntryProxy
 from ..spec.sampling import Sampling
 from ..spec.strategy import Decoded
 from .common import Command, Subparsers, print_json, print_table, stderr_console
 
-DEFAULT_STRATEGIES = ("ar", "sjd", "sjd-sample-above", "sjdpp-exact", "lantern")
+DEFAULT_STRATEGIES = ("ar", "sjd", "sjd-sample-above", "sjdpp-exact", "lantern", "pjd", "zipar")
 DEFAULT_CLASSES = ("chelsea", "hubble", "retina", "grass")
 DEFAULT_TOY = "hash"  # V=3, 2x3: lossy presets show their real loss; default presets: 72-90 s CPU (2 busy cores)
 SMALL_TOY = (2, 2)  # vocabulary size or grid width at or below which lossy presets can look lossless
@@ -131,6 +132,7 @@ def side_by_side(panels: Sequence[Image.Image]) -> Image.Image:
 def caption_of(name: str, decoded: Sequence[Decoded], cells: int) -> str:
     mean = sum(d.forward_passes for d in decoded) / len(decoded)
     claim = "lossless" if PRESETS[name].lossless else "lossy"
+    claim += ", row-entry proxy" if name in ROW_ENTRY_PRESETS else ""
     return f"{name} ({claim})\n{mean:.1f} forward passes ({cells / mean:.2f}x fewer)"
 
 
@@ -208,8 +210,9 @@ def run(args: argparse.Namespace) -> int:
         for name in names:
             progress.update(task, description=f"decoding {name}")
             try:
+                target = RowEntryProxy(model) if name in ROW_ENTRY_PRESETS else model  # spec/row_entry.md
                 decoded = decode_images(
-                    name, model, layout, sampling, conditions, args.seed, lambda k: progress.advance(task, k)
+                    name, target, layout, sampling, conditions, args.seed, lambda k: progress.advance(task, k)
                 )
             except JacobiOracleError as error:  # e.g. a mask that hides the slot a next-token model answers from
                 skipped[name] = str(error)
