@@ -23,8 +23,8 @@ defaults are sized for the exact engine's toy grids). Reported per preset:
 * the 2D presets (ROW_ENTRY_PRESETS) start a row before the row above is finished, which a
   next-token model cannot answer exactly; they decode through spec/row_entry.py's
   RowEntryProxy and are judged against the plain model (spec/row_entry.md).
-AR and SJD run through accelerated/ (KV cache, batched; token-for-token equal to reference/
-under the same keyed noise), every other preset through its reference decoder.
+Presets run through their accelerated/ twins (token-for-token equal to reference/ under the
+same keyed noise), except the row-entry presets, which run their reference decoders.
 """
 
 from __future__ import annotations
@@ -94,15 +94,14 @@ def real_model_presets() -> list[str]:
 
 
 def _accelerated(name: str, params: dict[str, Any]) -> Any | None:
-    try:
-        from ..accelerated.jacobi import accelerated_ar, accelerated_sjd
-    except ImportError:  # pragma: no cover - accelerated/ is part of the package
+    """The accelerated twin of preset `name` (same tokens as reference/ under the same keyed
+    noise: tests/test_accelerated_equivalence.py, tests/test_prefix_cache.py), or None for the
+    row-entry presets, which keep the reference path so CountingRowEntryProxy sees every query."""
+    from ..accelerated import ACCELERATED, build_accelerated
+
+    if name not in ACCELERATED or name in ROW_ENTRY_PRESETS:
         return None
-    if name == "ar":
-        return accelerated_ar()
-    if name in ("sjd", "sjd-uniform"):
-        return accelerated_sjd(params.get("window", DEFAULT_WINDOW), "one-hot" if name == "sjd" else "uniform")
-    return None
+    return build_accelerated(name, **params)
 
 
 class CountingRowEntryProxy(RowEntryProxy):
