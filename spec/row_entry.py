@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 
 from .errors import QueryContextError
-from .model import ModelWrapper
+from .model import Model, ModelWrapper
 
 
 def add_entry_proxies(
@@ -40,7 +40,13 @@ def add_entry_proxies(
 
 
 class RowEntryProxy(ModelWrapper):
-    """A Model that answers row-entry queries through a proxy key (spec/row_entry.md)."""
+    """A Model that answers row-entry queries through a proxy key (spec/row_entry.md).
+    `proxied_queries` counts the conditional queries answered through a proxy (CFG asks
+    twice per pass; the unconditional call is not counted)."""
+
+    def __init__(self, model: Model) -> None:
+        super().__init__(model)
+        self.proxied_queries = 0
 
     def logits(
         self,
@@ -51,6 +57,8 @@ class RowEntryProxy(ModelWrapper):
         visible: torch.Tensor,
     ) -> torch.Tensor:
         tokens, positions, mask = add_entry_proxies(key_tokens, key_positions, query_positions, visible)
+        if condition is not None:
+            self.proxied_queries += tokens.numel() - key_tokens.numel()
         return self.model.logits(condition, tokens, positions, query_positions, mask)
 
 

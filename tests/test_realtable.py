@@ -13,7 +13,6 @@ from jacobi_oracle.models.llamagen import LlamaGen, llamagen_config
 from jacobi_oracle.mutants.catalogue import get_mutant
 from jacobi_oracle.oracle.realtable import (
     FAMILY_ALPHA,
-    CountingRowEntryProxy,
     Row,
     calibration_counts,
     decode_images,
@@ -26,6 +25,7 @@ from jacobi_oracle.oracle.realtable import (
 from jacobi_oracle.reference.presets import build_preset
 from jacobi_oracle.spec.errors import QueryContextError
 from jacobi_oracle.spec.layout import Layout
+from jacobi_oracle.spec.row_entry import RowEntryProxy
 from jacobi_oracle.spec.sampling import Sampling
 
 GRID = 4
@@ -79,11 +79,11 @@ def test_two_d_presets_decode_through_the_counting_proxy(model: LlamaGen) -> Non
     zipar = build_preset("zipar", window=2)
     with pytest.raises(QueryContextError):
         decode_images("zipar", model, layout, SAMPLING, [0], SEED, strategy=zipar)
-    proxy = CountingRowEntryProxy(model)
+    proxy = RowEntryProxy(model)
     plain = decode_images("zipar", proxy, layout, SAMPLING, [0, 1], SEED, strategy=zipar)
     assert proxy.proxied_queries > 0  # rows really overlapped and their entries were proxied
     assert all(d.forward_passes < layout.num_cells for d in plain)
-    raster = CountingRowEntryProxy(model)
+    raster = RowEntryProxy(model)
     sjd = decode_images("sjd", raster, layout, SAMPLING, [0], SEED, strategy=build_preset("sjd", window=4))
     assert raster.proxied_queries == 0
     assert sjd == decode_images("sjd", model, layout, SAMPLING, [0], SEED, strategy=build_preset("sjd", window=4))

@@ -54,7 +54,7 @@ from ..spec.errors import InvalidParameterError, JacobiOracleError
 from ..spec.layout import Layout
 from ..spec.model import Model, Problem
 from ..spec.randomness import KeyedRandomness
-from ..spec.row_entry import RowEntryProxy, add_entry_proxies
+from ..spec.row_entry import RowEntryProxy
 from ..spec.sampling import Sampling
 from ..spec.strategy import Decoded, Strategy
 from .statistical.check import calibration_tests
@@ -96,33 +96,12 @@ def real_model_presets() -> list[str]:
 def _accelerated(name: str, params: dict[str, Any]) -> Any | None:
     """The accelerated twin of preset `name` (same tokens as reference/ under the same keyed
     noise: tests/test_accelerated_equivalence.py, tests/test_prefix_cache.py), or None for the
-    row-entry presets, which keep the reference path so CountingRowEntryProxy sees every query."""
+    row-entry presets, which keep the reference path so RowEntryProxy sees every query."""
     from ..accelerated import ACCELERATED, build_accelerated
 
     if name not in ACCELERATED or name in ROW_ENTRY_PRESETS:
         return None
     return build_accelerated(name, **params)
-
-
-class CountingRowEntryProxy(RowEntryProxy):
-    """RowEntryProxy that also counts the conditional queries it answered through a proxy key."""
-
-    def __init__(self, model: Model) -> None:
-        super().__init__(model)
-        self.proxied_queries = 0
-
-    def logits(
-        self,
-        condition: int | None,
-        key_tokens: torch.Tensor,
-        key_positions: torch.Tensor,
-        query_positions: torch.Tensor,
-        visible: torch.Tensor,
-    ) -> torch.Tensor:
-        tokens, positions, mask = add_entry_proxies(key_tokens, key_positions, query_positions, visible)
-        if condition is not None:  # CFG asks twice per pass: count the conditional call only
-            self.proxied_queries += tokens.numel() - key_tokens.numel()
-        return self.model.logits(condition, tokens, positions, query_positions, mask)
 
 
 def decode_images(
@@ -254,11 +233,11 @@ def measure(
     progress: Callable[[int], None] | None = None,
     tokens_out: list[list[int]] | None = None,
 ) -> Row:
-    """Decode `images` images with preset `name` (2D presets through CountingRowEntryProxy) and
+    """Decode `images` images with preset `name` (2D presets through RowEntryProxy) and
     judge them with the plain model. `tokens_out`, when given, receives the produced tokens."""
     layout = Layout(grid, grid)
     conditions = [i % model.num_classes for i in range(images)]
-    proxy = CountingRowEntryProxy(model) if name in ROW_ENTRY_PRESETS else None
+    proxy = RowEntryProxy(model) if name in ROW_ENTRY_PRESETS else None
     started = time.time()
     decoded = decode_images(name, model if proxy is None else proxy, layout, sampling, conditions, seed, progress)
     seconds = time.time() - started
