@@ -30,3 +30,24 @@ def problem_from_args(args: argparse.Namespace) -> Problem:
 
 def strategy_params(args: argparse.Namespace) -> dict[str, Any]:
     return {} if args.window is None else {"window": args.window}
+
+
+def add_llamagen_run_options(parser: argparse.ArgumentParser) -> None:
+    """Model, grid, strategies and sampling of the commands that run decoders on a LlamaGen
+    (bench, precision)."""
+    parser.add_argument(
+        "--model", default="llamagen-tiny", help="llamagen-{tiny,small,B,L,XL,XXL,3B} (random weights), or trained"
+    )
+    parser.add_argument("--checkpoint", default=None, help="local official checkpoint (.pt / .safetensors)")
+    parser.add_argument("--grid", type=int, default=4, help="grid side (16: 256 px, 24: 384 px)")
+    parser.add_argument("--strategies", default="ar,sjd", help="comma-separated accelerated strategies")
+    parser.add_argument("--window", type=int, default=16, help="Jacobi window (official SJD: 16)")
+    parser.add_argument("--cfg", type=float, default=4.0, help="CFG scale (1 = off)")
+    parser.add_argument("--top-k", type=int, default=None)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+
+def strategy_names(text: str) -> tuple[str, ...]:
+    return tuple(s.strip() for s in text.split(",") if s.strip())
