@@ -71,10 +71,6 @@ class PrefixCachedLlamaGen(ModelWrapper):
         self.stats = CacheStats()
         self._prefixes: dict[int | None, _Prefix] = {}
 
-    def reset(self) -> None:
-        """Forget every cached prefix (a new image may reuse none of it; reuse is checked anyway)."""
-        self._prefixes.clear()
-
     @torch.no_grad()
     def logits(
         self,
