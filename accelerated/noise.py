@@ -1,9 +1,9 @@
-"""KeyedRandomness on the device: the same uniforms and the same inverse-CDF rule, vectorised.
+"""KeyedRandomness on the device: the same uniforms, Gumbel vectors and decision rules, vectorised.
 
-spec/randomness.py defines the uniform of an event (purpose, iteration, cell) for noise
-(seed, sample) as a SplitMix64 hash chain; here the chain runs on int64 tensors (two's
-complement wraps like uint64; right shifts are masked to be logical), one lane per
-(sample, cell). Equal bits, so equal decisions: reference and accelerated agree token for token.
+spec/randomness.py defines the hash of an event (purpose, iteration, cell) for noise
+(seed, sample) as a SplitMix64 chain, and its tensor form `splitmix64_tensor`; here the chain
+runs one lane per (sample, cell). Equal bits, so equal decisions: reference and accelerated
+agree token for token.
 """
 
 from __future__ import annotations
@@ -11,26 +11,20 @@ from __future__ import annotations
 import torch
 
 from ..spec.errors import UnsupportedStrategyError
-from ..spec.randomness import KeyedRandomness, Randomness, purpose_id, splitmix64
-
-
-def _signed(x: int) -> int:
-    """A uint64 constant as the int64 with the same bits."""
-    return x - (1 << 64) if x >= 1 << 63 else x
-
-
-_GOLDEN, _MIX1, _MIX2 = (_signed(c) for c in (0x9E3779B97F4A7C15, 0xBF58476D1CE4E5B9, 0x94D049BB133111EB))
+from ..spec.randomness import (
+    KeyedRandomness,
+    Randomness,
+    gumbel_from_hashes,
+    gumbel_max,
+    purpose_id,
+    signed64,
+    splitmix64,
+    splitmix64_tensor,
+)
 
 
 def _shr(x: torch.Tensor, k: int) -> torch.Tensor:
     return (x >> k) & ((1 << (64 - k)) - 1)  # logical shift of the uint64 bits
-
-
-def splitmix64_tensor(x: torch.Tensor) -> torch.Tensor:
-    x = x + _GOLDEN
-    x = (x ^ _shr(x, 30)) * _MIX1
-    x = (x ^ _shr(x, 27)) * _MIX2
-    return x ^ _shr(x, 31)
 
 
 def sample_streams(randomness: list[Randomness], device: torch.device) -> torch.Tensor:
@@ -40,7 +34,7 @@ def sample_streams(randomness: list[Randomness], device: torch.device) -> torch.
         # Verify the noise is counter-based (a call-order generator cannot be matched)
         if not isinstance(r, KeyedRandomness):
             raise UnsupportedStrategyError(f"accelerated decoders need KeyedRandomness, got {type(r).__name__}")
-        streams.append(_signed(splitmix64(splitmix64(r.seed) ^ r.sample)))
+        streams.append(signed64(splitmix64(splitmix64(r.seed) ^ r.sample)))
     return torch.tensor(streams, dtype=torch.int64, device=device)
 
 
@@ -53,17 +47,33 @@ class EventNoise:
         ids = torch.tensor([purpose_id(p) for p in purposes], dtype=torch.int64, device=streams.device)
         self.prefix = splitmix64_tensor(streams[None, :] ^ ids[:, None])  # [P, B]
 
+    def hashes(self, iteration: int, cells: torch.Tensor) -> torch.Tensor:
+        """[P, B, W] int64 hashes of events (purpose, iteration, cells[b, w])."""
+        h = splitmix64_tensor(self.prefix ^ iteration)[:, :, None]  # [P, B, 1]
+        return splitmix64_tensor(h ^ cells[None])
+
     def uniforms(self, iteration: int, cells: torch.Tensor) -> dict[str, torch.Tensor]:
         """{purpose: [B, W] float64 uniforms of events (purpose, iteration, cells[b, w])}."""
-        h = splitmix64_tensor(self.prefix ^ iteration)[:, :, None]  # [P, B, 1]
-        h = splitmix64_tensor(h ^ cells[None])  # [P, B, W]
-        u = _shr(h, 11).to(torch.float64) * (1.0 / (1 << 53))
+        u = _shr(self.hashes(iteration, cells), 11).to(torch.float64) * (1.0 / (1 << 53))
         return dict(zip(self.purposes, u.unbind(0), strict=True))
+
+    def gumbels(self, iteration: int, cells: torch.Tensor, vocab_size: int) -> dict[str, torch.Tensor]:
+        """{purpose: [B, W, V] float64 noise vectors G of events (purpose, iteration, cells[b, w])}."""
+        g = gumbel_from_hashes(self.hashes(iteration, cells), vocab_size)
+        return dict(zip(self.purposes, g.unbind(0), strict=True))
 
 
 def keyed_uniforms(streams: torch.Tensor, purpose: str, iteration: int, cells: torch.Tensor) -> torch.Tensor:
     """[B, W] float64 uniforms of events (purpose, iteration, cells[b, w]) for sample streams[b]."""
     return EventNoise(streams, (purpose,)).uniforms(iteration, cells)[purpose]
+
+
+def keyed_gumbel_argmax(
+    streams: torch.Tensor, purpose: str, iteration: int, cells: torch.Tensor, probs: torch.Tensor
+) -> torch.Tensor:
+    """[B, W] tokens argmax(log probs + G(purpose, iteration, cells[b, w])) from [B, W, V] probs."""
+    noise = EventNoise(streams, (purpose,)).gumbels(iteration, cells, probs.shape[-1])[purpose]
+    return gumbel_max(probs.to(torch.float64), noise)
 
 
 def inverse_cdf(probs: torch.Tensor, u: torch.Tensor) -> torch.Tensor:

@@ -29,7 +29,7 @@ import torch
 
 from ..spec.errors import InvalidParameterError
 from ..spec.model import Problem
-from ..spec.randomness import EventKey, Randomness
+from ..spec.randomness import PrefixedRandomness, Randomness
 from ..spec.strategy import IterationTrace, PhasedDecoder
 from .drafters import FreshSampleRefresher, InitialDrafter, RandomDrafter
 from .keys import Key, committed_keys, run_queries
@@ -39,21 +39,6 @@ from .state import Draft, JacobiState, Window
 from .verifiers import RowLagVerifier, SpeculativeVerifier, WindowOutcome
 
 SHADOW_PREFIX = "shadow-"  # the shadow's random events get their own keys
-
-
-@dataclass(frozen=True)
-class PrefixedRandomness:
-    """The same randomness under renamed event purposes: two processes drawing at the same
-    (iteration, cell) stay independent under keyed noise."""
-
-    inner: Randomness
-    prefix: str
-
-    def bernoulli(self, p: float, key: EventKey) -> bool:
-        return self.inner.bernoulli(p, key._replace(purpose=self.prefix + key.purpose))
-
-    def categorical(self, probs: torch.Tensor, key: EventKey) -> int:
-        return self.inner.categorical(probs, key._replace(purpose=self.prefix + key.purpose))
 
 
 @dataclass(frozen=True, eq=False)

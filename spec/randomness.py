@@ -29,13 +29,24 @@ PROBABILITY_TOLERANCE = 1e-9  # |sum(probs) - 1| allowed before a vector is reje
 class EventKey(NamedTuple):
     purpose: str
     iteration: int
-    position: int
+    cell: int
 
 
 class Randomness(Protocol):
     def bernoulli(self, p: float, key: EventKey) -> bool: ...
 
     def categorical(self, probs: torch.Tensor, key: EventKey) -> int: ...
+
+    def gumbel_argmax(self, probs: torch.Tensor, key: EventKey) -> int: ...
+
+
+def cell_noise_key(cell: int) -> EventKey:
+    """The noise vector that follows a cell through every pass (fixed-noise / coupled decoders,
+    and the Gumbel AR reference): G(cell) is the same in every pass that reads it."""
+    return EventKey(CELL_NOISE_PURPOSE, 0, cell)
+
+
+CELL_NOISE_PURPOSE = "gumbel"
 
 
 def check_probability(p: float, key: EventKey) -> float:
@@ -85,12 +96,66 @@ def purpose_id(purpose: str) -> int:
     return zlib.crc32(purpose.encode("utf-8"))
 
 
-def keyed_uniform(seed: int, sample: int, key: EventKey) -> float:
-    """The uniform in [0, 1) of one event: 53 bits of a hash chain over the key's fields."""
+def keyed_hash(seed: int, sample: int, key: EventKey) -> int:
+    """The 64-bit hash of one event: a SplitMix64 chain over seed, sample and the key's fields."""
     h = splitmix64(seed & _MASK64)
-    for field in (sample, purpose_id(key.purpose), key.iteration, key.position):
+    for field in (sample, purpose_id(key.purpose), key.iteration, key.cell):
         h = splitmix64(h ^ (field & _MASK64))
-    return (h >> 11) * (1.0 / (1 << 53))
+    return h
+
+
+def keyed_uniform(seed: int, sample: int, key: EventKey) -> float:
+    """The uniform u(key) in [0, 1): the top 53 bits of the event's hash."""
+    return (keyed_hash(seed, sample, key) >> 11) * (1.0 / (1 << 53))
+
+
+VECTOR_TAG = 0x47554D42454C  # "GUMBEL": the chain step that separates G(key) from u(key)
+
+
+def signed64(x: int) -> int:
+    """A uint64 as the int64 with the same bits (torch has no uint64 arithmetic)."""
+    x &= _MASK64
+    return x - (1 << 64) if x >= 1 << 63 else x
+
+
+_GOLDEN, _MIX1, _MIX2 = (signed64(c) for c in (0x9E3779B97F4A7C15, 0xBF58476D1CE4E5B9, 0x94D049BB133111EB))
+
+
+def _shr(x: torch.Tensor, k: int) -> torch.Tensor:
+    return (x >> k) & ((1 << (64 - k)) - 1)  # logical shift of the uint64 bits
+
+
+def splitmix64_tensor(x: torch.Tensor) -> torch.Tensor:
+    """`splitmix64` on int64 tensors: two's complement wraps like uint64, shifts are logical."""
+    x = x + _GOLDEN
+    x = (x ^ _shr(x, 30)) * _MIX1
+    x = (x ^ _shr(x, 27)) * _MIX2
+    return x ^ _shr(x, 31)
+
+
+def gumbel_from_hashes(key_hashes: torch.Tensor, vocab_size: int) -> torch.Tensor:
+    """[..., V] float64 Gumbels from [...] int64 event hashes (signed64 of `keyed_hash`):
+
+        h_t = splitmix64(splitmix64(h ^ VECTOR_TAG) ^ t),  u_t = ((h_t >> 11) + 1/2) 2^-53  in (0, 1),
+        G_t = -log(-log u_t).
+    """
+    base = splitmix64_tensor(key_hashes ^ VECTOR_TAG)[..., None]
+    tokens = torch.arange(vocab_size, dtype=torch.int64, device=key_hashes.device)
+    u = (_shr(splitmix64_tensor(base ^ tokens), 11).to(torch.float64) + 0.5) * (1.0 / (1 << 53))
+    return -torch.log(-torch.log(u))
+
+
+def keyed_gumbel(seed: int, sample: int, key: EventKey, vocab_size: int) -> torch.Tensor:
+    """G(key): the [V] float64 noise vector of one event."""
+    h = torch.tensor(signed64(keyed_hash(seed, sample, key)), dtype=torch.int64)
+    return gumbel_from_hashes(h, vocab_size)
+
+
+def gumbel_max(probs: torch.Tensor, gumbel: torch.Tensor) -> torch.Tensor:
+    """argmax_t log probs[t] + G[t] over the last axis, among tokens with mass > 0; ties go to
+    the smallest t (the law is categorical(probs): the Gumbel-max trick)."""
+    scores = torch.where(probs > 0, torch.log(probs) + gumbel, -math.inf)
+    return scores.argmax(dim=-1)
 
 
 def inverse_cdf(probs: torch.Tensor, u: float) -> int:
@@ -121,6 +186,31 @@ class KeyedRandomness:
     def categorical(self, probs: torch.Tensor, key: EventKey) -> int:
         return inverse_cdf(check_distribution(probs, key), self.uniform(key))
 
+    def gumbel(self, key: EventKey, vocab_size: int) -> torch.Tensor:
+        return keyed_gumbel(self.seed, self.sample, key, vocab_size)
+
+    def gumbel_argmax(self, probs: torch.Tensor, key: EventKey) -> int:
+        probs = check_distribution(probs, key)
+        return int(gumbel_max(probs, self.gumbel(key, probs.numel())))
+
+
+class PrefixedRandomness:
+    """The same randomness under renamed event purposes: two processes drawing at the same
+    (iteration, cell) stay independent under keyed noise."""
+
+    def __init__(self, inner: Randomness, prefix: str) -> None:
+        self.inner = inner
+        self.prefix = prefix
+
+    def bernoulli(self, p: float, key: EventKey) -> bool:
+        return self.inner.bernoulli(p, key._replace(purpose=self.prefix + key.purpose))
+
+    def categorical(self, probs: torch.Tensor, key: EventKey) -> int:
+        return self.inner.categorical(probs, key._replace(purpose=self.prefix + key.purpose))
+
+    def gumbel_argmax(self, probs: torch.Tensor, key: EventKey) -> int:
+        return self.inner.gumbel_argmax(probs, key._replace(purpose=self.prefix + key.purpose))
+
 
 class GeneratorRandomness:
     """Draws from a torch.Generator in call order; keys are checked but not used."""
@@ -136,3 +226,8 @@ class GeneratorRandomness:
 
     def categorical(self, probs: torch.Tensor, key: EventKey) -> int:
         return inverse_cdf(check_distribution(probs, key), self._uniform())
+
+    def gumbel_argmax(self, probs: torch.Tensor, key: EventKey) -> int:
+        probs = check_distribution(probs, key)
+        u = torch.rand(probs.shape, generator=self.generator, dtype=torch.float64).clamp(2.0**-54, 1 - 2.0**-53)
+        return int(gumbel_max(probs, -torch.log(-torch.log(u))))

@@ -187,6 +187,9 @@ class _NoRandomness:
     def categorical(self, probs: torch.Tensor, key: EventKey) -> int:
         raise AssertionError(f"unexpected draw {key}")
 
+    def gumbel_argmax(self, probs: torch.Tensor, key: EventKey) -> int:
+        raise AssertionError(f"unexpected draw {key}")
+
 
 # --- acceptance rules (spec/jacobi.md, gsd.md, lantern.md) ------------------------------------
 

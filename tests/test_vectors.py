@@ -45,9 +45,9 @@ def splitmix64(x: int) -> int:
     return x ^ (x >> 31)
 
 
-def uniform(seed: int, sample: int, purpose_id: int, iteration: int, position: int) -> float:
+def uniform(seed: int, sample: int, purpose_id: int, iteration: int, cell: int) -> float:
     h = splitmix64(seed & MASK)
-    for part in (sample, purpose_id, iteration, position):
+    for part in (sample, purpose_id, iteration, cell):
         h = splitmix64(h ^ (part & MASK))
     return (h >> 11) / float(1 << 53)
 
@@ -81,8 +81,8 @@ def consume_run(model: dict[str, Any], run: dict[str, Any]) -> tuple[list[int], 
     table = {tuple(row["prefix"]): row["target_probs"] for row in model["conditionals"]}
     cells, vocab = model["height"] * model["width"], model["vocab_size"]
 
-    def u(purpose: str, iteration: int, position: int) -> float:
-        return uniform(run["seed"], run["sample"], crc32(purpose), iteration, position)
+    def u(purpose: str, iteration: int, cell: int) -> float:
+        return uniform(run["seed"], run["sample"], crc32(purpose), iteration, cell)
 
     if run["strategy"] == "ar":
         tokens: list[int] = []
@@ -129,7 +129,7 @@ def test_an_independent_consumer_reproduces_the_keyed_hash() -> None:
         assert splitmix64(int(mix["input"])) == int(mix["output"])
     for case in vectors["cases"]:
         assert crc32(case["purpose"]) == case["purpose_id"]
-        args = (int(case["seed"]), int(case["sample"]), case["purpose_id"], case["iteration"], case["position"])
+        args = (int(case["seed"]), int(case["sample"]), case["purpose_id"], case["iteration"], case["cell"])
         assert uniform(*args) == case["uniform"]
 
 

@@ -5,7 +5,7 @@ bookkeeping.
 
 decode(target, rng) -> tokens
     target(tokens) -> [min(n + 1, L), V] probs, row j = p(x_j | tokens[:j]); one forward pass
-    rng.bernoulli(p, key) / rng.categorical(probs, key), key = (purpose, iteration, position)
+    rng.bernoulli(p, key) / rng.categorical(probs, key), key = (purpose, iteration, cell)
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ from ..reference.state import Draft, JacobiState, Window
 from ..reference.verifiers import ExactRule, SpeculativeVerifier, WindowOutcome
 from ..spec.acceptance import compute_residual
 from ..spec.model import Problem
-from ..spec.randomness import EventKey, Randomness
+from ..spec.randomness import PrefixedRandomness, Randomness
 from ..spec.sampling import Sampling
 
 SamplingChange = Callable[[Sampling], Sampling]
@@ -141,19 +141,6 @@ class OffByOneVerifier(SpeculativeVerifier):
         return super().verify(problem, state, window, shifted, randomness)
 
 
-class PeerRandomness:
-    """The noise of sample 1 in a lockstep batch of 2: the same events under other keys."""
-
-    def __init__(self, inner: Randomness) -> None:
-        self.inner = inner
-
-    def bernoulli(self, p: float, key: EventKey) -> bool:
-        return self.inner.bernoulli(p, key._replace(purpose="peer-" + key.purpose))
-
-    def categorical(self, probs: torch.Tensor, key: EventKey) -> int:
-        return self.inner.categorical(probs, key._replace(purpose="peer-" + key.purpose))
-
-
 class BatchMinimumVerifier(SpeculativeVerifier):
     """Bug class: batch > 1 with the minimum accepted count applied to every sample (known
     departure of public SJD code). Sample 0 is decoded in lockstep with a sample 1 that
@@ -170,7 +157,7 @@ class BatchMinimumVerifier(SpeculativeVerifier):
         randomness: Randomness,
     ) -> WindowOutcome:
         own = super().verify(problem, state, window, target_probs, randomness)
-        peer = super().verify(problem, state, window, target_probs, PeerRandomness(randomness))
+        peer = super().verify(problem, state, window, target_probs, PrefixedRandomness(randomness, "peer-"))
         shared = min(len(own.accepted), len(peer.accepted))
         if len(own.accepted) <= shared:
             return own

@@ -25,7 +25,7 @@ from ..reference.presets import build_preset
 from ..reference.state import Draft, JacobiState, Window
 from ..reference.verifiers import SpeculativeVerifier
 from ..spec.acceptance import compute_acceptance_probability, compute_residual
-from ..spec.errors import InvalidParameterError
+from ..spec.errors import InvalidParameterError, UnsupportedStrategyError
 from ..spec.layout import Layout
 from ..spec.model import Problem
 from ..spec.randomness import (
@@ -34,6 +34,7 @@ from ..spec.randomness import (
     check_distribution,
     check_probability,
     inverse_cdf,
+    keyed_hash,
     keyed_uniform,
     purpose_id,
     splitmix64,
@@ -64,31 +65,22 @@ def keyed_randomness_vectors() -> dict[str, Any]:
     events = [("init", 0, 0), ("accept", 3, 7), ("residual", 1, 2), ("fresh", 0, 5), ("draw", 12, 0)]
     cases = []
     for seed, sample in ((0, 0), (1, 0), (2024, 3), ((1 << 64) - 1, 1 << 40)):
-        for purpose, iteration, position in events:
-            key = EventKey(purpose, iteration, position)
+        for purpose, iteration, cell in events:
+            key = EventKey(purpose, iteration, cell)
             cases.append(
                 {
                     "seed": str(seed),
                     "sample": str(sample),
                     "purpose": purpose,
                     "iteration": iteration,
-                    "position": position,
+                    "cell": cell,
                     "purpose_id": purpose_id(purpose),
-                    "hash": str(compute_keyed_hash(seed, sample, key)),
+                    "hash": str(keyed_hash(seed, sample, key)),
                     "uniform": keyed_uniform(seed, sample, key),
                 }
             )
     mixes = [{"input": str(x), "output": str(splitmix64(x))} for x in (0, 1, 0x9E3779B97F4A7C15, (1 << 64) - 1)]
     return {"format": "jacobi-oracle/keyed-randomness", "version": VERSION, "splitmix64": mixes, "cases": cases}
-
-
-def compute_keyed_hash(seed: int, sample: int, key: EventKey) -> int:
-    """The 64-bit hash whose top 53 bits are the uniform (the chain in spec/randomness.py)."""
-    mask = (1 << 64) - 1
-    h = splitmix64(seed & mask)
-    for part in (sample, purpose_id(key.purpose), key.iteration, key.position):
-        h = splitmix64(h ^ (part & mask))
-    return h
 
 
 # --- the verifier ---
@@ -105,6 +97,9 @@ class ScriptedRandomness:
 
     def categorical(self, probs: torch.Tensor, key: EventKey) -> int:
         return inverse_cdf(check_distribution(probs, key), self.uniforms[key])
+
+    def gumbel_argmax(self, probs: torch.Tensor, key: EventKey) -> int:
+        raise UnsupportedStrategyError(f"a scripted verifier case has uniforms only, no noise vector for {key}")
 
 
 @dataclass(frozen=True)

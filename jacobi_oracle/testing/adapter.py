@@ -65,7 +65,7 @@ class CausalTarget:
 class OracleRng:
     """Random draws routed through the oracle's `Randomness`.
 
-    `key` (purpose, iteration, position) names the event; under keyed noise two runs that use
+    `key` (purpose, iteration, cell) names the event; under keyed noise two runs that use
     the same key for the same decision draw the same uniform. Omitted, each draw gets a fresh
     key ("draw", n, 0) from a running counter n."""
 
@@ -77,6 +77,10 @@ class OracleRng:
 
     def categorical(self, probs: torch.Tensor, key: tuple[str, int, int] | None = None) -> int:
         return self.randomness.categorical(torch.as_tensor(probs, dtype=torch.float64), self._key(key))
+
+    def gumbel_argmax(self, probs: torch.Tensor, key: tuple[str, int, int] | None = None) -> int:
+        """argmax(log probs + G(key)): the key's noise vector, the same on every read of the key."""
+        return self.randomness.gumbel_argmax(torch.as_tensor(probs, dtype=torch.float64), self._key(key))
 
     def _key(self, key: tuple[str, int, int] | None) -> EventKey:
         self.draws += 1
