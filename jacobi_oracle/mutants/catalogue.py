@@ -18,6 +18,7 @@ from ..spec.model import Problem
 from ..spec.sampling import Sampling
 from .parts import (
     AlwaysAcceptRule,
+    AcceptKeyReuseVerifier,
     BatchMinimumVerifier,
     DraftSamplingRefresher,
     EqualityRule,
@@ -108,6 +109,7 @@ MUTANTS: dict[str, Mutant] = {
         Mutant("greedy-draft-softmax-q", lambda: {"refresher": GreedyDraftRefresher()}, Sampling()),
         Mutant("raw-logits-q", lambda: {"refresher": RawLogitsQRefresher(raw_logits)}, T_HIGH),
         Mutant("stale-q-after-reuse", lambda: {"refresher": StaleReuseRefresher()}, T_HIGH),
+        Mutant("accept-reads-draft-key", lambda: {"verifier": AcceptKeyReuseVerifier()}, Sampling()),
         Mutant("residual-unnormalised", lambda: {"verifier": RuleVerifier(UnnormalisedResidualRule())}, Sampling()),
         Mutant("residual-wrong-sign", lambda: {"verifier": RuleVerifier(WrongSignResidualRule())}, Sampling()),
         Mutant("residual-reprocessed", lambda: {"verifier": RuleVerifier(ReprocessedResidualRule())}, T_HIGH),

@@ -19,7 +19,7 @@ from ..reference.state import Draft, JacobiState, Window
 from ..reference.verifiers import ExactRule, SpeculativeVerifier, WindowOutcome
 from ..spec.acceptance import compute_residual
 from ..spec.model import Problem
-from ..spec.randomness import PrefixedRandomness, Randomness
+from ..spec.randomness import EventKey, PrefixedRandomness, Randomness
 from ..spec.sampling import Sampling
 
 SamplingChange = Callable[[Sampling], Sampling]
@@ -190,6 +190,31 @@ class StaleReuseRefresher(ReuseRefresher):
 
     threshold: float = 0.5
     q: Literal["stale", "mixture"] = "stale"
+
+
+class _AcceptReadsDraftKey(PrefixedRandomness):
+    """The acceptance coin of pass `it` reads the key the tested draft was drawn with (pass it - 1)."""
+
+    def bernoulli(self, p: float, key: EventKey) -> bool:
+        if key.purpose == "accept":
+            key = EventKey("fresh", key.iteration - 1, key.cell)
+        return self.inner.bernoulli(p, key)
+
+
+class AcceptKeyReuseVerifier(SpeculativeVerifier):
+    """Bug class: randomness reused by accident: the acceptance coin of a refreshed draft reads
+    the uniform the draft was drawn with (an off-by-one in the pass of its key), so the coin and
+    the value it tests are coupled, not independent."""
+
+    def verify(
+        self,
+        problem: Problem,
+        state: JacobiState,
+        window: Window,
+        target_probs: dict[int, torch.Tensor],
+        randomness: Randomness,
+    ) -> WindowOutcome:
+        return super().verify(problem, state, window, target_probs, _AcceptReadsDraftKey(randomness, ""))
 
 
 @dataclass(frozen=True)

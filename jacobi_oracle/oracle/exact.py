@@ -12,6 +12,7 @@ Plain (non-stepped) strategies are enumerated as whole runs, without merging.
 
 from __future__ import annotations
 
+import itertools
 import math
 import time
 from collections import defaultdict
@@ -35,38 +36,168 @@ Law = dict[tuple[int, ...], float]
 T = TypeVar("T")
 
 
-class BranchingRandomness:
-    """Replays `choices`, then takes outcome 0 of every new event and remembers the rest."""
+class NoiseReuseError(JacobiOracleError):
+    """A second read of a noise vector whose conditional law the exact engine cannot derive."""
 
-    def __init__(self, choices: tuple[int, ...]) -> None:
+
+class _UntrackedReuse(Exception):  # control flow, not an error
+    """A key is read again on some path, but its purpose's memory was not kept: restart tracking it."""
+
+    def __init__(self, purpose: str) -> None:
+        super().__init__(purpose)
+        self.purpose = purpose
+
+
+NoiseRef = tuple[str, EventKey]  # ("u", key): the uniform u(key); ("g", key): the vector G(key)
+Observation = tuple[tuple[float, ...], int]  # a read of G(key): (probs, its argmax)
+UniformRecord = tuple[float, float]  # u(key) lies in [lo, hi)
+VectorRecord = tuple[tuple[Observation, ...], float]  # every read of G(key) and their joint probability
+Memory = dict[NoiseRef, Any]
+
+
+@dataclass
+class NoiseTracking:
+    """What one enumeration remembers about randomness across steps.
+
+    `tracked`: purposes whose keys' records (an interval of u, the reads of G) are kept in the
+    state and its merge key. Keys of other purposes are forgotten after each step; `bits` gives
+    each key a bit of the `seen` masks that states carry (the union over the paths merged into a
+    state of the keys they read), so a later read of a forgotten key is detected and the
+    enumeration restarts with that purpose tracked (`_UntrackedReuse`). `reused`: keys read a
+    second time on some path."""
+
+    tracked: frozenset[str] = frozenset()
+    bits: dict[NoiseRef, int] = field(default_factory=dict)
+    reused: set[NoiseRef] = field(default_factory=set)
+
+    def bit(self, ref: NoiseRef) -> int:
+        index = self.bits.get(ref)
+        if index is None:
+            index = self.bits[ref] = len(self.bits)
+        return 1 << index
+
+    def kept(self, memory: Memory) -> Memory:
+        return {ref: record for ref, record in memory.items() if ref[1].purpose in self.tracked}
+
+
+def frozen_memory(memory: Memory) -> Hashable:
+    return tuple(sorted(memory.items()))
+
+
+class BranchingRandomness:
+    """Replays `choices`, then takes outcome 0 of every new event and remembers the rest.
+
+    Every read is conditioned on the path's earlier reads of the same key (spec/randomness.md):
+    u(key) is kept as the interval [lo, hi) its decisions so far allow, and a new decision on
+    it splits that interval; G(key) is kept as its reads so far, and a new read branches with
+    the conditional law of the Gumbel argmax (`gumbel_joint_probability`)."""
+
+    def __init__(
+        self,
+        choices: tuple[int, ...],
+        memory: Memory | None = None,
+        tracking: NoiseTracking | None = None,
+        seen: int = 0,
+    ) -> None:
         self.choices = choices
         self.taken: list[int] = []
         self.branch_widths: list[int] = []  # outcomes of each event at depth >= len(choices)
         self.probability = 1.0
+        self.memory: Memory = dict(memory or {})
+        self.tracking = tracking if tracking is not None else NoiseTracking()
+        self.seen = seen  # keys some path merged into the start state read (forgotten ones included)
+        self.read = 0  # bits of the keys this run read
 
-    def _choose(self, outcomes: list[tuple[T, float]]) -> T:
+    def _choose(self, outcomes: list[tuple[T, float, Any]], ref: NoiseRef) -> T:
         depth = len(self.taken)
         index = self.choices[depth] if depth < len(self.choices) else 0
         if depth >= len(self.choices):
             self.branch_widths.append(len(outcomes))
-        value, prob = outcomes[index]
+        value, prob, record = outcomes[index]
         self.taken.append(index)
         self.probability *= prob
+        self.memory[ref] = record
         return value
+
+    def _recall(self, ref: NoiseRef) -> Any:
+        """The record of an earlier read of `ref` on this path, or None for a first read."""
+        bit = self.tracking.bit(ref)
+        self.read |= bit
+        record = self.memory.get(ref)
+        if record is not None:
+            self.tracking.reused.add(ref)
+            return record
+        if self.seen & bit and ref[1].purpose not in self.tracking.tracked:
+            raise _UntrackedReuse(ref[1].purpose)
+        return None
 
     def bernoulli(self, p: float, key: EventKey) -> bool:
         p = check_probability(p, key)
-        outcomes = [(v, w) for v, w in ((True, p), (False, 1.0 - p)) if w > 0.0]
-        return self._choose(outcomes)
+        ref: NoiseRef = ("u", key)
+        lo, hi = self._recall(ref) or (0.0, 1.0)
+        if (lo, hi) == (0.0, 1.0):
+            parts = [(True, p, (0.0, p)), (False, 1.0 - p, (p, 1.0))]
+        else:
+            cut = min(max(p, lo), hi)
+            parts = [(True, (cut - lo) / (hi - lo), (lo, cut)), (False, (hi - cut) / (hi - lo), (cut, hi))]
+        return self._choose([part for part in parts if part[1] > 0.0], ref)
 
     def categorical(self, probs: torch.Tensor, key: EventKey) -> int:
+        values = self._values(probs, key)
+        ref: NoiseRef = ("u", key)
+        lo, hi = self._recall(ref) or (0.0, 1.0)
+        total = math.fsum(values)
+        bounds = [0.0, *(c / total for c in itertools.accumulate(values))]  # u in [bounds[t], bounds[t+1]) -> t
+        outcomes = []
+        for t, w in enumerate(values):
+            a, b = max(lo, bounds[t]), min(hi, bounds[t + 1])
+            if w > 0.0 and b > a:
+                prob = w / total if (lo, hi) == (0.0, 1.0) else (b - a) / (hi - lo)
+                outcomes.append((t, prob, (a, b)))
+        return self._choose(outcomes, ref)
+
+    def gumbel_argmax(self, probs: torch.Tensor, key: EventKey) -> int:
+        values = self._values(probs, key)
+        ref: NoiseRef = ("g", key)
+        total = math.fsum(values)
+        normalised = tuple(v / total for v in values)
+        record: VectorRecord | None = self._recall(ref)
+        if record is None:
+            first: list[tuple[int, float, VectorRecord]] = [
+                (t, w, (((normalised, t),), w)) for t, w in enumerate(normalised) if w > 0.0
+            ]
+            return self._choose(first, ref)
+        observations, joint = record
+        for seen_probs, token in observations:  # the same law as an earlier read: the same argmax
+            if seen_probs == normalised:
+                return self._choose([(token, 1.0, record)], ref)
+        outcomes: list[tuple[int, float, VectorRecord]] = []
+        covered = 0.0
+        for t, w in enumerate(normalised):
+            if w <= 0.0:
+                continue
+            extended = (*observations, (normalised, t))
+            both = gumbel_joint_probability(extended)
+            if both is None:
+                continue
+            covered += both / joint
+            if both > 0.0:
+                outcomes.append((t, both / joint, (extended, both)))
+        if abs(covered - 1.0) > 1e-9:
+            raise NoiseReuseError(
+                f"noise vector {key} is read with a third distinct argmax: its conditional law "
+                f"is not derived (covered mass {covered!r}); judge this decoder with the pathwise "
+                "or the statistical engine"
+            )
+        return self._choose([(t, prob / covered, rec) for t, prob, rec in outcomes], ref)
+
+    @staticmethod
+    def _values(probs: torch.Tensor, key: EventKey) -> list[float]:
         if probs.dim() != 1:
             check_distribution(probs, key)  # raises the shape error
-        values = probs.tolist()
+        values: list[float] = probs.tolist()
         check_distribution_values(values, key)
-        total = math.fsum(values)
-        outcomes = [(i, w / total) for i, w in enumerate(values) if w > 0.0]
-        return self._choose(outcomes)
+        return values
 
     def siblings(self) -> Iterator[tuple[int, ...]]:
         """Choice prefixes of the paths that branch off this one at its new events."""
@@ -77,13 +208,76 @@ class BranchingRandomness:
                 yield (*tuple(self.taken[:depth]), alt)
 
 
-def enumerate_outcomes(run: Callable[[BranchingRandomness], T]) -> Iterator[tuple[float, T]]:
+def gumbel_joint_probability(observations: tuple[Observation, ...]) -> float | None:
+    """P(argmax_t log p^l_t + G_t = t_l for every read l) for one Gumbel vector G, or None when
+    the reads have more than two distinct argmaxes (spec/randomness.md, "Reading a key twice").
+
+    With E_t = exp(-G_t) ~ Exp(1) iid, argmax(log p + G) = argmin E_t / p_t. One argmax i:
+    E_v >= E_i a_v with a_v = max_l p^l_v / p^l_i, so P = 1 / (1 + sum_v a_v). Two, i (reads I)
+    and j (reads J): with r = E_j / E_i, P = integral over lo <= r <= hi of dr / c(r)^2,
+    c(r) = 1 + r + sum_{v != i, j} max(a_v, r b_v), lo = max_I p_j / p_i, hi = min_J p_j / p_i;
+    c is piecewise linear, and on a piece [r1, r2] the integral is (r2 - r1) / (c(r1) c(r2))."""
+    groups: dict[int, list[tuple[float, ...]]] = defaultdict(list)
+    for probs, token in observations:
+        groups[token].append(probs)
+    if len(groups) > 2:
+        return None
+    vocab = len(observations[0][0])
+
+    def ratios(token: int) -> list[float]:  # max over the token's reads of p_v / p_token
+        return [max(p[v] / p[token] for p in groups[token]) for v in range(vocab)]
+
+    if len(groups) == 1:
+        (i,) = groups
+        a = ratios(i)
+        return 1.0 / (1.0 + math.fsum(a[v] for v in range(vocab) if v != i))
+    i, j = groups
+    a, b = ratios(i), ratios(j)
+    lo = a[j]
+    hi = min((p[j] / p[i] if p[i] > 0 else math.inf) for p in groups[j])
+    if lo >= hi:
+        return 0.0
+    others = [v for v in range(vocab) if v not in (i, j)]
+
+    def c(r: float) -> float:
+        return 1.0 + r + math.fsum(max(a[v], r * b[v]) for v in others)
+
+    cuts = sorted({a[v] / b[v] for v in others if b[v] > 0 and lo < a[v] / b[v] < hi})
+    points = [lo, *cuts, hi]
+    total = 0.0
+    for r1, r2 in itertools.pairwise(points):
+        if math.isinf(r2):  # c(r) = c(r1) + slope (r - r1) on the last piece
+            slope = 1.0 + math.fsum(b[v] for v in others if r1 * b[v] >= a[v] and b[v] > 0)
+            total += 1.0 / (slope * c(r1))
+        else:
+            total += (r2 - r1) / (c(r1) * c(r2))
+    return total
+
+
+def enumerate_outcomes(
+    run: Callable[[BranchingRandomness], T],
+    memory: Memory | None = None,
+    tracking: NoiseTracking | None = None,
+    seen: int = 0,
+) -> Iterator[tuple[float, T]]:
     """Every outcome of `run` with its probability (probabilities sum to 1)."""
+    for prob, value, _ in enumerate_runs(run, memory, tracking, seen):
+        yield prob, value
+
+
+def enumerate_runs(
+    run: Callable[[BranchingRandomness], T],
+    memory: Memory | None = None,
+    tracking: NoiseTracking | None = None,
+    seen: int = 0,
+) -> Iterator[tuple[float, T, BranchingRandomness]]:
+    """`enumerate_outcomes`, with each path's randomness (its memory and the keys it read)."""
+    tracking = tracking if tracking is not None else NoiseTracking()
     stack: list[tuple[int, ...]] = [()]
     while stack:
-        randomness = BranchingRandomness(stack.pop())
+        randomness = BranchingRandomness(stack.pop(), memory, tracking, seen)
         value = run(randomness)
-        yield randomness.probability, value
+        yield randomness.probability, value, randomness
         stack.extend(randomness.siblings())
 
 
@@ -130,6 +324,7 @@ class ExactLaw:
     model_calls: int
     seconds: float
     pass_distribution: dict[int, float] = field(default_factory=dict)
+    reused_keys: tuple[str, ...] = ()  # keys read a second time on some path ("u:" / "g:" + key)
 
 
 def _memoised(problem: Problem) -> tuple[Problem, MemoModel]:
@@ -157,20 +352,33 @@ def exact_output_law(
         return _exact_output_law(strategy, problem, progress)
 
 
+def describe_ref(ref: NoiseRef) -> str:
+    kind, key = ref
+    return f"{kind}:{key.purpose}/{key.iteration}/{key.cell}"
+
+
 def _exact_output_law(strategy: Strategy, problem: Problem, progress: Callable[[int, int], None] | None) -> ExactLaw:
     started = time.perf_counter()
     problem, memo = _memoised(problem)
-    if isinstance(strategy, SteppedDecoder):
-        law, passes, states = _stepped_law(strategy, problem, progress)
-    elif isinstance(strategy, Strategy):
-        law, passes, states = _whole_run_law(strategy, problem)
-    else:
-        raise UnsupportedStrategyError(f"{strategy!r} is neither a Strategy nor a SteppedDecoder")
+    tracked: frozenset[str] = frozenset()
+    while True:  # restarts only when a decoder reads a key again that was forgotten: its purpose is then kept
+        tracking = NoiseTracking(tracked)
+        try:
+            if isinstance(strategy, SteppedDecoder):
+                law, passes, states = _stepped_law(strategy, problem, tracking, progress)
+            elif isinstance(strategy, Strategy):
+                law, passes, states = _whole_run_law(strategy, problem, tracking)
+            else:
+                raise UnsupportedStrategyError(f"{strategy!r} is neither a Strategy nor a SteppedDecoder")
+            break
+        except _UntrackedReuse as reuse:
+            tracked |= {reuse.purpose}
     total = sum(law.values())
     if abs(total - 1.0) > LOSSLESS_TOLERANCE:
         raise JacobiOracleError(f"enumerated law sums to {total!r}: the strategy's randomness is not closed")
     mean = sum(n * w for n, w in passes.items())
-    return ExactLaw(dict(law), mean, states, memo.calls, time.perf_counter() - started, dict(passes))
+    reused = tuple(sorted(describe_ref(ref) for ref in tracking.reused))
+    return ExactLaw(dict(law), mean, states, memo.calls, time.perf_counter() - started, dict(passes), reused)
 
 
 _PLAIN = frozenset({int, bool, float, str, type(None)})  # freeze(v) is v itself
@@ -203,30 +411,52 @@ def _plan_key_of(strategy: PhasedDecoder[Any, Any, Any]) -> Callable[[Any], Hash
     return merge_key if type(strategy).plan_key is PhasedDecoder.plan_key else strategy.plan_key
 
 
+@dataclass
+class _Node:
+    """A merged state (or plan): the value, the kept noise memory, its probability and the
+    union of the keys read on the paths merged into it."""
+
+    value: Any
+    memory: Memory
+    weight: float
+    seen: int
+
+
+def _merge_into(
+    nodes: dict[Hashable, _Node], key: Hashable, value: Any, memory: Memory, weight: float, seen: int
+) -> None:
+    held = nodes.get(key)
+    if held is None:
+        nodes[key] = _Node(value, memory, weight, seen)
+    else:
+        held.weight += weight
+        held.seen |= seen
+
+
 def _stepped_law(
-    strategy: SteppedDecoder[Any], problem: Problem, progress: Callable[[int, int], None] | None
+    strategy: SteppedDecoder[Any],
+    problem: Problem,
+    tracking: NoiseTracking,
+    progress: Callable[[int, int], None] | None,
 ) -> tuple[Law, dict[int, float], int]:
     law: Law = defaultdict(float)
     passes: dict[int, float] = defaultdict(float)
-    frontier: dict[Hashable, tuple[Any, float]] = {}
     state_key = _state_key_of(strategy)
     start = strategy.start(problem)
-    frontier[state_key(start)] = (start, 1.0)
+    frontier: dict[Hashable, _Node] = {(state_key(start), ()): _Node(start, {}, 1.0, 0)}
     depth = explored = 0
     limit = problem.layout.num_cells
     while frontier:
-        following: dict[Hashable, tuple[Any, float]] = {}
-        for state, weight in frontier.values():
+        following: dict[Hashable, _Node] = {}
+        for node in frontier.values():
             explored += 1
-            if strategy.finished(problem, state):
-                law[strategy.result(problem, state)] += weight
-                passes[depth] += weight
+            if strategy.finished(problem, node.value):
+                law[strategy.result(problem, node.value)] += node.weight
+                passes[depth] += node.weight
                 continue
-
-            for prob, after in _step_outcomes(strategy, problem, state):
-                key = state_key(after)
-                held = following.get(key)
-                following[key] = (after, prob * weight + (held[1] if held else 0.0))
+            for prob, after in _step_outcomes(strategy, problem, node, tracking):
+                key = (state_key(after.value), frozen_memory(after.memory))
+                _merge_into(following, key, after.value, after.memory, prob * node.weight, after.seen)
         frontier = following
         depth += 1
         if progress is not None:
@@ -236,34 +466,44 @@ def _stepped_law(
     return law, passes, explored
 
 
-def _step_outcomes(strategy: SteppedDecoder[Any], problem: Problem, state: Any) -> Iterator[tuple[float, Any]]:
+def _runs(
+    run: Callable[[BranchingRandomness], Any], node: _Node, tracking: NoiseTracking
+) -> Iterator[tuple[float, _Node]]:
+    """The outcomes of one phase run from `node`, as nodes (kept memory, keys read so far)."""
+    for prob, value, randomness in enumerate_runs(run, node.memory, tracking, node.seen):
+        yield prob, _Node(value, tracking.kept(randomness.memory), prob, node.seen | randomness.read)
+
+
+def _step_outcomes(
+    strategy: SteppedDecoder[Any], problem: Problem, node: _Node, tracking: NoiseTracking
+) -> Iterator[tuple[float, _Node]]:
     """The law of the state after one step. Phased decoders: one forward pass per proposal."""
+    state = node.value
     # a subclass that overrides `step` is not described by its phases any more
     if not isinstance(strategy, PhasedDecoder) or type(strategy).step is not PhasedDecoder.step:
-        yield from enumerate_outcomes(lambda r: strategy.step(problem, state, r)[0])
+        yield from _runs(lambda r: strategy.step(problem, state, r)[0], node, tracking)
         return
-    plans: dict[Hashable, tuple[Any, float]] = {}
+    plans: dict[Hashable, _Node] = {}
     plan_key = _plan_key_of(strategy)
-    for prob, plan in enumerate_outcomes(lambda r: strategy.propose(problem, state, r)):
-        key = plan_key(plan)
-        held = plans.get(key)
-        plans[key] = (plan, prob + (held[1] if held else 0.0))
-    for plan, plan_prob in plans.values():
-        output = strategy.forward(problem, plan)
+    for prob, plan in _runs(lambda r: strategy.propose(problem, state, r), node, tracking):
+        _merge_into(plans, (plan_key(plan.value), frozen_memory(plan.memory)), plan.value, plan.memory, prob, plan.seen)
+    for plan in plans.values():
+        output = strategy.forward(problem, plan.value)
 
-        def conclude(r: BranchingRandomness, plan: Any = plan, output: Any = output) -> Any:
+        def conclude(r: BranchingRandomness, plan: Any = plan.value, output: Any = output) -> Any:
             return strategy.conclude(problem, plan, output, r)[0]
 
-        for prob, after in enumerate_outcomes(conclude):
-            yield plan_prob * prob, after
+        for prob, after in _runs(conclude, plan, tracking):
+            yield plan.weight * prob, after
 
 
-def _whole_run_law(strategy: Strategy, problem: Problem) -> tuple[Law, dict[int, float], int]:
+def _whole_run_law(strategy: Strategy, problem: Problem, tracking: NoiseTracking) -> tuple[Law, dict[int, float], int]:
     law: Law = defaultdict(float)
     passes: dict[int, float] = defaultdict(float)
     runs = 0
     for prob, decoded in enumerate_outcomes(
-        lambda r: strategy.decode(problem.model, problem.condition, problem.layout, problem.sampling, r)
+        lambda r: strategy.decode(problem.model, problem.condition, problem.layout, problem.sampling, r),
+        tracking=tracking,
     ):
         law[decoded.tokens] += prob
         passes[decoded.forward_passes] += prob
@@ -328,6 +568,7 @@ class ExactVerdict:
     ar_forward_passes: int
     states_explored: int
     seconds: float
+    reused_keys: tuple[str, ...] = ()  # keys read a second time on some path: coupling, or a bug
 
     @property
     def step_compression(self) -> float:
@@ -360,4 +601,5 @@ def check_exact(
         ar_forward_passes=problem.layout.num_cells,
         states_explored=result.states_explored,
         seconds=result.seconds,
+        reused_keys=result.reused_keys,
     )
