@@ -65,6 +65,7 @@ class Preset:
     build: Callable[..., SteppedDecoder[Any]]
     lossless: bool  # the spec's claim: its output law is exactly the AR law
     greedy_only: bool = False  # the claim holds for greedy sampling only (Jacobi)
+    reuses_noise: bool = False  # reads a key again on purpose (coupled / fixed-noise decoders)
 
 
 PRESETS: dict[str, Preset] = {}

@@ -19,6 +19,7 @@ from ..oracle.audit import (
 )
 from ..spec.errors import InvalidParameterError
 from ..spec.sampling import Sampling
+from ..testing.assertions import describe_reuse
 from .common import Command, Subparsers, print_json, print_table, stderr_console
 from .options import add_problem_options, strategy_params
 
@@ -88,6 +89,7 @@ def print_rows(rows: list[AuditRow], model: str, ar_passes: int) -> None:
             "-" if r.measured_lossless is None else r.measured_lossless,
             "-" if r.mean_forward_passes is None else r.mean_forward_passes,
             compression_cell(r),
+            describe_reuse(r.reused_keys, shown=2) if r.measured_lossless is not None else "-",
             round(r.seconds, 1),
             r.status if not r.detail else f"{r.status}: {r.detail}",
         )
@@ -101,6 +103,7 @@ def print_rows(rows: list[AuditRow], model: str, ar_passes: int) -> None:
         "TV <= 1e-12",
         "mean passes",
         "step compression",
+        "keys read twice",
         "seconds",
         "status",
     ]

@@ -17,8 +17,8 @@ from ..spec.layout import Layout
 from ..spec.model import Problem
 from ..spec.sampling import Sampling
 from .parts import (
-    AlwaysAcceptRule,
     AcceptKeyReuseVerifier,
+    AlwaysAcceptRule,
     BatchMinimumVerifier,
     DraftSamplingRefresher,
     EqualityRule,

@@ -77,6 +77,7 @@ class AuditRow:
     detail: str = ""
     acceptance_map: tuple[tuple[float, ...], ...] | None = None  # [H][W] mean commit pass
     sampled_step_compression: float | None = None  # AR passes / mean passes of the sampled runs
+    reused_keys: tuple[str, ...] = ()  # random keys read a second time on some path (exact engine)
 
     @property
     def claim_violated(self) -> bool:
@@ -227,6 +228,7 @@ class Auditor:
             measured_lossless=comparison.lossless,
             mean_forward_passes=result.mean_forward_passes,
             step_compression=problem.layout.num_cells / result.mean_forward_passes,
+            reused_keys=result.reused_keys,
         )
 
 

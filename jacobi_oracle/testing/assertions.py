@@ -125,6 +125,14 @@ def exact_report(strategy: Strategy, problem: Problem, repro: str) -> LosslessRe
     return LosslessReport(strategy.name, "exact", verdict.lossless, verdict, exact_message(verdict, repro))
 
 
+def describe_reuse(keys: tuple[str, ...], shown: int = 6) -> str:
+    """'none', or the first keys read a second time (kind:purpose/iteration/cell) and a count."""
+    if not keys:
+        return "none"
+    more = f" and {len(keys) - shown} more" if len(keys) > shown else ""
+    return ", ".join(keys[:shown]) + more
+
+
 def exact_message(verdict: ExactVerdict, repro: str) -> str:
     status = "is lossless" if verdict.lossless else "is NOT lossless"
     return "\n".join(
@@ -134,6 +142,7 @@ def exact_message(verdict: ExactVerdict, repro: str) -> str:
             f"  largest per-cell marginal deviation: {verdict.max_position_deviation:.6g} "
             f"at cell {verdict.worst_position}",
             f"  mean forward passes: {verdict.mean_forward_passes:.4g} (AR: {verdict.ar_forward_passes})",
+            f"  random keys read twice on some path: {describe_reuse(verdict.reused_keys)}",
             "repro:",
             repro,
         ]
