@@ -11,7 +11,7 @@ from typing import Literal, Protocol
 
 import torch
 
-from ..spec.acceptance import compute_acceptance_probability
+from ..spec.acceptance import compute_acceptance_probability, compute_residual
 from ..spec.errors import InvalidParameterError
 from ..spec.layout import Layout
 from ..spec.model import Problem
@@ -225,3 +225,35 @@ class ConfidentReuseRefresher:
             if confidence > self.threshold:
                 return Draft(old.token, old.draft_probs, last_target=target_probs)
         return FreshSampleRefresher().refresh(problem, state, cell, target_probs, randomness)
+
+
+@dataclass(frozen=True)
+class MaximalCouplingRefresher:
+    """SCD / MC-SJD (spec/coupling.md): after a rejection, the next draft at a cell with an old
+    draft x (recorded law q_old) is maximally coupled to it: x is kept with probability
+    min(1, p(x) / q_old(x)) (key ("couple", it, cell)), else redrawn from norm(max(0, p - q_old))
+    (key ("couple-residual", it, cell)). The new draft's law is exactly p, and it is recorded
+    as q = p. `official=True` is the official sampler's q rule: a kept draft keeps its OLD q,
+    a redrawn one gets p (a q that depends on the coupling's outcome). A cell without an old
+    draft (the bonus cell) gets this pass's fresh sample, as in FreshSampleRefresher."""
+
+    official: bool = False
+
+    def refresh(
+        self,
+        problem: Problem,
+        state: JacobiState,
+        cell: int,
+        target_probs: torch.Tensor,
+        randomness: Randomness,
+    ) -> Draft | None:
+        old = state.drafts[cell]
+        if old is None:  # nothing to couple to: plain refinement
+            return FreshSampleRefresher().refresh(problem, state, cell, target_probs, randomness)
+        keep = compute_acceptance_probability(target_probs, old.draft_probs, old.token)
+        if randomness.bernoulli(keep, EventKey("couple", state.iteration, cell)):
+            draft_probs = old.draft_probs if self.official else target_probs
+            return Draft(old.token, draft_probs, last_target=target_probs)
+        residual = compute_residual(target_probs, old.draft_probs)
+        token = randomness.categorical(residual, EventKey("couple-residual", state.iteration, cell))
+        return Draft(token, target_probs, last_target=target_probs)

@@ -15,6 +15,7 @@ from .drafters import (
     ConfidentReuseRefresher,
     FreshSampleRefresher,
     InitialDrafter,
+    MaximalCouplingRefresher,
     RandomDrafter,
     Refresher,
     ReuseRefresher,
@@ -145,6 +146,14 @@ def sjdpp(window: int = DEFAULT_WINDOW, threshold: float = 1.0, exact: bool = Fa
     )
 
 
+def mc_sjd(window: int = DEFAULT_WINDOW, official: bool = False) -> ComposedStrategy:
+    """SJD with SCD's maximal-coupling refresh (spec/coupling.md); `official` records a kept
+    draft's old q, as the official sampler does."""
+    refresher = MaximalCouplingRefresher(official)
+    name = "mc-sjd-official" if official else "mc-sjd"
+    return raster_window_strategy(name, window, SpeculativeVerifier(), refresher=refresher)
+
+
 def gsd(
     window: int = DEFAULT_WINDOW, rank_window: int = 1, prob_window: float = 0.15, embedding_radius: float = 1.5
 ) -> ComposedStrategy:
@@ -187,6 +196,15 @@ register(
         "SJD++ token reuse, drafts verified with their true keep-or-resample law",
         lambda window=DEFAULT_WINDOW, threshold=1.0: sjdpp(window, threshold, exact=True),
         lossless=True,
+    )
+)
+register(Preset("mc-sjd", "SJD with SCD's maximal-coupling refresh, coupled drafts recorded with q = p", mc_sjd, True))
+register(
+    Preset(
+        "mc-sjd-official",
+        "SCD's maximal coupling as the official sampler: a kept draft keeps its old q (lossy)",
+        lambda window=DEFAULT_WINDOW: mc_sjd(window, official=True),
+        lossless=False,  # the paper claims lossless; the exact oracle refutes it (proofs/coupling.md)
     )
 )
 register(Preset("gsd", "SJD with grouped speculative acceptance (GSD), toy-scaled groups", gsd, False))
