@@ -15,7 +15,7 @@ from ..spec.acceptance import compute_acceptance_probability, compute_residual
 from ..spec.errors import InvalidParameterError
 from ..spec.layout import Layout
 from ..spec.model import Problem
-from ..spec.randomness import EventKey, Randomness
+from ..spec.randomness import EventKey, Randomness, cell_noise_key
 from .state import Draft, JacobiState
 
 
@@ -256,4 +256,23 @@ class MaximalCouplingRefresher:
             return Draft(old.token, draft_probs, last_target=target_probs)
         residual = compute_residual(target_probs, old.draft_probs)
         token = randomness.categorical(residual, EventKey("couple-residual", state.iteration, cell))
+        return Draft(token, target_probs, last_target=target_probs)
+
+
+@dataclass(frozen=True)
+class GumbelCouplingRefresher:
+    """SCD's Gumbel coupling (spec/coupling.md): the next draft at a cell is
+    argmax(log p + G(cell)), with the cell's own noise vector G(cell) = cell_noise_key(cell),
+    the same in every pass, so successive drafts of a cell agree wherever their laws allow.
+    Its marginal law is p, and it is recorded as q = p; verification draws independently."""
+
+    def refresh(
+        self,
+        problem: Problem,
+        state: JacobiState,
+        cell: int,
+        target_probs: torch.Tensor,
+        randomness: Randomness,
+    ) -> Draft | None:
+        token = randomness.gumbel_argmax(target_probs, cell_noise_key(cell))
         return Draft(token, target_probs, last_target=target_probs)

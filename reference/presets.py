@@ -14,6 +14,7 @@ from .drafters import (
     ArgmaxRefresher,
     ConfidentReuseRefresher,
     FreshSampleRefresher,
+    GumbelCouplingRefresher,
     InitialDrafter,
     MaximalCouplingRefresher,
     RandomDrafter,
@@ -154,6 +155,12 @@ def mc_sjd(window: int = DEFAULT_WINDOW, official: bool = False) -> ComposedStra
     return raster_window_strategy(name, window, SpeculativeVerifier(), refresher=refresher)
 
 
+def scd_gumbel(window: int = DEFAULT_WINDOW) -> ComposedStrategy:
+    """SJD with SCD's Gumbel coupling (spec/coupling.md): redrafts follow the cell's own noise
+    vector, q = p, independent verification draws."""
+    return raster_window_strategy("scd-gumbel", window, SpeculativeVerifier(), refresher=GumbelCouplingRefresher())
+
+
 def gsd(
     window: int = DEFAULT_WINDOW, rank_window: int = 1, prob_window: float = 0.15, embedding_radius: float = 1.5
 ) -> ComposedStrategy:
@@ -205,6 +212,15 @@ register(
         "SCD's maximal coupling as the official sampler: a kept draft keeps its old q (lossy)",
         lambda window=DEFAULT_WINDOW: mc_sjd(window, official=True),
         lossless=False,  # the paper claims lossless; the exact oracle refutes it (proofs/coupling.md)
+    )
+)
+register(
+    Preset(
+        "scd-gumbel",
+        "SJD with SCD's Gumbel coupling: redrafts argmax(log p + G(cell)) with the cell's fixed noise, q = p",
+        scd_gumbel,
+        lossless=True,
+        reuses_noise=True,
     )
 )
 register(Preset("gsd", "SJD with grouped speculative acceptance (GSD), toy-scaled groups", gsd, False))

@@ -34,6 +34,7 @@ from jacobi_oracle.reference.presets import PRESETS, build_preset, sjd
 from jacobi_oracle.reference.state import Draft, JacobiState
 from jacobi_oracle.spec.model import Problem
 from jacobi_oracle.spec.randomness import EventKey, KeyedRandomness, Randomness
+from jacobi_oracle.spec.sampling import Sampling
 
 ALPHA = 1e-6
 MAX_EXAMPLES = 12
@@ -227,3 +228,13 @@ def test_lossless_presets_read_no_key_twice_and_keep_the_ar_law(name: str) -> No
     reference = exact_ar_law(problem)
     assert set(result.law) <= set(reference)
     assert max(abs(result.law.get(x, 0.0) - w) for x, w in reference.items()) <= 1e-15
+
+
+@pytest.mark.parametrize("sampling", PRESET_SETTINGS[:3], ids=str)
+def test_scd_gumbel_reuses_its_cells_noise_and_is_exactly_lossless(sampling: Sampling) -> None:
+    """SCD's Gumbel coupling reads G(cell) again at every redraft: judged by the joint law of
+    the argmaxes (at most two distinct on this case), not as independent draws."""
+    assert PRESETS["scd-gumbel"].reuses_noise
+    verdict = check_exact(build_preset("scd-gumbel"), mutant_problem(sampling))
+    assert verdict.lossless, verdict.total_variation
+    assert verdict.reused_keys and all(key.startswith("g:gumbel/") for key in verdict.reused_keys)
