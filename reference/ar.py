@@ -2,7 +2,8 @@
 
 for t in 0 .. H*W-1:
     p_t = target_probs(model(x_<t))      # the query for cell t sees every earlier key
-    x_t ~ p_t
+    x_t ~ p_t                            # ar: inverse CDF at u("sample", t, t)
+                                         # ar-gumbel: argmax(log p_t + G(cell_noise_key(t)))
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from dataclasses import dataclass
 import torch
 
 from ..spec.model import Problem
-from ..spec.randomness import EventKey, Randomness
+from ..spec.randomness import EventKey, Randomness, cell_noise_key
 from ..spec.strategy import IterationTrace, PhasedDecoder
 from .keys import causal_query
 
@@ -44,5 +45,18 @@ class AutoRegressive(PhasedDecoder[ARState, ARState, torch.Tensor]):
         self, problem: Problem, plan: ARState, output: torch.Tensor, randomness: Randomness
     ) -> tuple[ARState, IterationTrace]:
         t = len(plan.prefix)
-        token = randomness.categorical(output, EventKey("sample", t, t))
+        token = self.draw(output, t, randomness)
         return ARState((*plan.prefix, token)), IterationTrace((), (), (t,))
+
+    def draw(self, target_probs: torch.Tensor, cell: int, randomness: Randomness) -> int:
+        return randomness.categorical(target_probs, EventKey("sample", cell, cell))
+
+
+class GumbelAR(AutoRegressive):
+    """AR under the cells' fixed noise: x_t = argmax(log p_t + G(cell_noise_key(t))). The
+    reference the pathwise oracle compares fixed-noise decoders with, token for token."""
+
+    name = "ar-gumbel"
+
+    def draw(self, target_probs: torch.Tensor, cell: int, randomness: Randomness) -> int:
+        return randomness.gumbel_argmax(target_probs, cell_noise_key(cell))

@@ -276,3 +276,14 @@ class GumbelCouplingRefresher:
     ) -> Draft | None:
         token = randomness.gumbel_argmax(target_probs, cell_noise_key(cell))
         return Draft(token, target_probs, last_target=target_probs)
+
+
+@dataclass(frozen=True)
+class CellNoiseDrafter:
+    """A first draft from the cell's own noise vector: argmax(G(cell)) (a uniform draw, coupled
+    to every later decision at the cell); q = the uniform law it was drawn from."""
+
+    def initial_draft(self, problem: Problem, state: JacobiState, cell: int, randomness: Randomness) -> Draft:
+        vocab = problem.model.vocab_size
+        uniform = torch.full((vocab,), 1.0 / vocab, dtype=torch.float64)
+        return Draft(randomness.gumbel_argmax(uniform, cell_noise_key(cell)), uniform)

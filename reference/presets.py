@@ -8,10 +8,11 @@ from typing import Any, Literal
 
 from ..spec.errors import InvalidParameterError
 from ..spec.strategy import SteppedDecoder
-from .ar import AutoRegressive
+from .ar import AutoRegressive, GumbelAR
 from .composed import ComposedStrategy
 from .drafters import (
     ArgmaxRefresher,
+    CellNoiseDrafter,
     ConfidentReuseRefresher,
     FreshSampleRefresher,
     GumbelCouplingRefresher,
@@ -27,6 +28,7 @@ from .masks import CausalMask, Mask, RowCausalMask
 from .pjd_exact import pjd_exact
 from .schedules import ParallelRows, RasterWindow, StaggeredRows
 from .verifiers import (
+    FixedNoiseVerifier,
     GreedyRule,
     GroupedRule,
     LatentNeighbourRule,
@@ -161,6 +163,14 @@ def scd_gumbel(window: int = DEFAULT_WINDOW) -> ComposedStrategy:
     return raster_window_strategy("scd-gumbel", window, SpeculativeVerifier(), refresher=GumbelCouplingRefresher())
 
 
+def gumbel_jacobi(window: int = DEFAULT_WINDOW) -> ComposedStrategy:
+    """Fixed-noise Jacobi (spec/gumbel_jacobi.md): every decision at a cell is the argmax of
+    log p + its own noise vector; token for token the Gumbel AR sample."""
+    return raster_window_strategy(
+        "gumbel-jacobi", window, FixedNoiseVerifier(), CellNoiseDrafter(), GumbelCouplingRefresher()
+    )
+
+
 def gsd(
     window: int = DEFAULT_WINDOW, rank_window: int = 1, prob_window: float = 0.15, embedding_radius: float = 1.5
 ) -> ComposedStrategy:
@@ -219,6 +229,16 @@ register(
         "scd-gumbel",
         "SJD with SCD's Gumbel coupling: redrafts argmax(log p + G(cell)) with the cell's fixed noise, q = p",
         scd_gumbel,
+        lossless=True,
+        reuses_noise=True,
+    )
+)
+register(Preset("ar-gumbel", "AR under each cell's fixed Gumbel noise (the pathwise reference)", GumbelAR, True))
+register(
+    Preset(
+        "gumbel-jacobi",
+        "fixed-noise Jacobi: drafts and commits argmax(log p + G(cell)); pathwise equal to ar-gumbel",
+        gumbel_jacobi,
         lossless=True,
         reuses_noise=True,
     )

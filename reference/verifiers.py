@@ -10,7 +10,7 @@ import torch
 from ..spec.acceptance import compute_acceptance_probability, compute_residual
 from ..spec.errors import InvalidParameterError, ProbabilityError, ShapeMismatchError, UnsupportedStrategyError
 from ..spec.model import Problem
-from ..spec.randomness import EventKey, Randomness
+from ..spec.randomness import EventKey, Randomness, cell_noise_key
 from .drafters import fresh_sample
 from .state import Draft, JacobiState, Window
 
@@ -317,3 +317,32 @@ class NoVerifier:
         assert all(state.drafts[cell] is None for cell in window.cells), "NoVerifier windows carry no drafts"
         committed = {cell: fresh_sample(target_probs[cell], state.iteration, cell, randomness) for cell in window.cells}
         return WindowOutcome(committed, (), (), ())
+
+
+class FixedNoiseVerifier:
+    """Fixed-noise Jacobi (spec/gumbel_jacobi.md): each cell's decision is
+    y_j = argmax(log p_j + G(cell_noise_key(j))) under the current prefix. Walk the window left
+    to right: a draft stands iff it equals y_j; the first that does not is replaced by y_j (its
+    prefix is correct, so y_j is the AR token) and the rest is refreshed; the bonus cell commits
+    its y_j. Deterministic given the noise: equal, token for token, to Gumbel AR."""
+
+    def verify(
+        self,
+        problem: Problem,
+        state: JacobiState,
+        window: Window,
+        target_probs: dict[int, torch.Tensor],
+        randomness: Randomness,
+    ) -> WindowOutcome:
+        committed: dict[int, int] = {}
+        proposed: list[int] = []
+        for i, cell in enumerate(window.cells):
+            decision = randomness.gumbel_argmax(target_probs[cell], cell_noise_key(cell))
+            committed[cell] = decision
+            draft = state.drafts[cell]
+            if draft is None:  # the bonus cell
+                break
+            proposed.append(cell)
+            if draft.token != decision:
+                return WindowOutcome(committed, tuple(proposed), tuple(proposed[:-1]), window.cells[i + 1 :])
+        return WindowOutcome(committed, tuple(proposed), tuple(proposed), ())

@@ -1,5 +1,6 @@
 """`jacobi-oracle check --strategy NAME [--model NAME] [--exact | --engine stat --budget N
---alpha A] [--json]`: is it lossless?"""
+--alpha A | --engine pathwise --samples N] [--json]`: is it lossless (or, pathwise, token for
+token Gumbel AR under the same noise)?"""
 
 from __future__ import annotations
 
@@ -10,10 +11,12 @@ from contextlib import contextmanager
 from rich.progress import Progress
 
 from ..oracle.exact import check_exact
+from ..oracle.pathwise import check_pathwise
 from ..oracle.statistical import StatisticalVerdict, statistical_check
 from ..reference.presets import build_preset
 from ..spec.model import Problem
 from ..spec.strategy import Strategy
+from ..testing.assertions import describe_reuse
 from .common import Command, Subparsers, print_json, print_table, stderr_console
 from .options import add_problem_options, problem_from_args, strategy_params
 
@@ -22,10 +25,11 @@ def add_parser(sub: Subparsers) -> argparse.ArgumentParser:
     parser: argparse.ArgumentParser = sub.add_parser("check", help="judge one strategy against AR sampling")
     parser.add_argument("--strategy", required=True, help="a preset name (see `strategies`)")
     parser.add_argument("--exact", action="store_const", const="exact", dest="engine", help="exact engine")
-    parser.add_argument("--engine", choices=["exact", "stat"], default="exact")
+    parser.add_argument("--engine", choices=["exact", "stat", "pathwise"], default="exact")
+    parser.add_argument("--samples", type=int, default=100, help="noise draws (pathwise engine)")
     parser.add_argument("--budget", type=int, default=DEFAULT_BUDGET, help="samples (stat engine)")
     parser.add_argument("--alpha", type=float, default=DEFAULT_ALPHA, help="false-fail probability (stat engine)")
-    parser.add_argument("--seed", type=int, default=0, help="noise seed (stat engine)")
+    parser.add_argument("--seed", type=int, default=0, help="noise seed (stat and pathwise engines)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     add_problem_options(parser)
     parser.set_defaults(run=run)
@@ -37,19 +41,22 @@ def run(args: argparse.Namespace) -> int:
     strategy = build_preset(args.strategy, **strategy_params(args))
     if args.engine == "stat":
         return run_statistical(args, strategy, problem)
+    if args.engine == "pathwise":
+        return run_pathwise(args, strategy, problem)
     verdict = check_exact(strategy, problem, model_name=args.model)
     if args.json:
         print_json(verdict.to_json())
     else:
         print_table(
             f"{verdict.strategy} on {verdict.model} (exact engine)",
-            ["total variation", "max position deviation", "lossless", "mean passes", "seconds"],
+            ["total variation", "max position deviation", "lossless", "mean passes", "keys read twice", "seconds"],
             [
                 (
                     verdict.total_variation,
                     verdict.max_position_deviation,
                     verdict.lossless,
                     verdict.mean_forward_passes,
+                    describe_reuse(verdict.reused_keys, shown=3),
                     verdict.seconds,
                 )
             ],
@@ -69,6 +76,29 @@ def run_statistical(args: argparse.Namespace, strategy: Strategy, problem: Probl
     else:
         print_statistical(verdict)
     return 0 if verdict.passed else 1
+
+
+def run_pathwise(args: argparse.Namespace, strategy: Strategy, problem: Problem) -> int:
+    with sample_progress(f"{args.strategy}: decoding under fixed noise") as advance:
+        verdict = check_pathwise(strategy, problem, args.samples, args.seed, args.model, advance)
+    if args.json:
+        print_json(verdict.to_json())
+    else:
+        example = verdict.counterexample
+        print_table(
+            f"{verdict.strategy} on {verdict.model} (pathwise engine: token for token vs Gumbel AR)",
+            ["noise draws", "mismatches", "mean passes", "step compression", "first counterexample"],
+            [
+                (
+                    verdict.samples,
+                    verdict.mismatches,
+                    verdict.mean_forward_passes,
+                    verdict.step_compression,
+                    "-" if example is None else example.describe(),
+                )
+            ],
+        )
+    return 0 if verdict.equal else 1
 
 
 def print_statistical(verdict: StatisticalVerdict) -> None:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .adapter import CallableDecoder, CausalTarget, OracleRng, wrap_decoder
-    from .assertions import DEFAULT_ALPHA, DEFAULT_BUDGET, LosslessReport, assert_lossless
+    from .assertions import DEFAULT_ALPHA, DEFAULT_BUDGET, LosslessReport, assert_lossless, assert_pathwise_equal
 
 _HOMES = {
     "CallableDecoder": "adapter",
@@ -26,6 +26,7 @@ _HOMES = {
     "DEFAULT_BUDGET": "assertions",
     "LosslessReport": "assertions",
     "assert_lossless": "assertions",
+    "assert_pathwise_equal": "assertions",
 }
 
 __all__ = [

@@ -9,6 +9,7 @@ from typing import Literal
 
 from ..models.registry import MODELS, ModelCase, build_model
 from ..oracle.exact import LOSSLESS_TOLERANCE, ExactVerdict, check_exact
+from ..oracle.pathwise import PathwiseVerdict, check_pathwise
 from ..oracle.statistical import StatisticalVerdict, statistical_check
 from ..spec.errors import InvalidParameterError, UnsupportedStrategyError
 from ..spec.layout import Layout
@@ -71,6 +72,31 @@ def assert_lossless(
     if not report.passed:
         raise AssertionError(report.message)
     return report
+
+
+def assert_pathwise_equal(
+    decoder: Strategy | DecoderFn,
+    model: ModelSpec = DEFAULT_MODEL,
+    *,
+    layout: Layout | None = None,
+    condition: int | None = None,
+    sampling: Sampling | None = None,
+    samples: int = 100,
+    seed: int = 0,
+) -> PathwiseVerdict:
+    """Raise AssertionError (with the first counterexample's seed, sample and cell) unless
+    `decoder` returns Gumbel AR's tokens under every one of `samples` noise draws (the pathwise
+    engine: for decoders that are deterministic given their noise, spec/gumbel_jacobi.md)."""
+    strategy = as_strategy(decoder)
+    problem = resolve_problem(model, layout, condition, sampling)
+    verdict = check_pathwise(strategy, problem, samples, seed)
+    if verdict.counterexample is not None:
+        raise AssertionError(
+            f"decoder {verdict.strategy!r} differs from Gumbel AR under the same noise in {verdict.mismatches} of "
+            f"{samples} draws; first: {verdict.counterexample.describe()}\n"
+            f"  decoder:   {verdict.counterexample.decoder_tokens}\n  Gumbel AR: {verdict.counterexample.ar_tokens}"
+        )
+    return verdict
 
 
 def as_strategy(decoder: Strategy | DecoderFn) -> Strategy:
