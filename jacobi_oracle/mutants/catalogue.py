@@ -10,7 +10,7 @@ from typing import Any
 
 from ..models.toy import HashModel
 from ..reference.composed import ComposedStrategy
-from ..reference.presets import sjd
+from ..reference.presets import gumbel_jacobi, sjd
 from ..reference.verifiers import RuleVerifier
 from ..spec.errors import InvalidParameterError
 from ..spec.layout import Layout
@@ -27,6 +27,7 @@ from .parts import (
     OffByOneVerifier,
     RawLogitsQRefresher,
     ReprocessedResidualRule,
+    StaleDraftFixedNoiseVerifier,
     StaleReuseRefresher,
     TargetSamplingVerifier,
     UnnormalisedResidualRule,
@@ -130,3 +131,9 @@ def get_mutant(name: str) -> Mutant:
     if name not in MUTANTS:
         raise InvalidParameterError(f"unknown mutant {name!r}; known: {', '.join(MUTANTS)}")
     return MUTANTS[name]
+
+
+def gumbel_jacobi_wrong_cell(window: int = MUTANT_WINDOW) -> ComposedStrategy:
+    """The pathwise engine's negative control: gumbel-jacobi committing one stale draft."""
+    name = "mutant:gumbel-jacobi-wrong-cell"
+    return replace(gumbel_jacobi(window), name=name, verifier=StaleDraftFixedNoiseVerifier())

@@ -16,7 +16,7 @@ from ..reference.keys import Key
 from ..reference.masks import CausalMask
 from ..reference.presets import sjd
 from ..reference.state import Draft, JacobiState, Window
-from ..reference.verifiers import ExactRule, SpeculativeVerifier, WindowOutcome
+from ..reference.verifiers import ExactRule, FixedNoiseVerifier, SpeculativeVerifier, WindowOutcome
 from ..spec.acceptance import compute_residual
 from ..spec.model import Problem
 from ..spec.randomness import EventKey, PrefixedRandomness, Randomness
@@ -259,3 +259,24 @@ class LeakyMask(CausalMask):
         if key.is_draft:
             return key.position != query_position
         return super().is_visible(query_position, query_window, key, key_window)
+
+
+class StaleDraftFixedNoiseVerifier(FixedNoiseVerifier):
+    """Bug class (fixed-noise decoders): at the first draft that differs from the cell's
+    decision y_j, the stale draft is committed instead of y_j: one wrong cell."""
+
+    def verify(
+        self,
+        problem: Problem,
+        state: JacobiState,
+        window: Window,
+        target_probs: dict[int, torch.Tensor],
+        randomness: Randomness,
+    ) -> WindowOutcome:
+        outcome = super().verify(problem, state, window, target_probs, randomness)
+        rejected = [c for c in outcome.proposed if c not in outcome.accepted]
+        if not rejected:
+            return outcome
+        draft = state.drafts[rejected[0]]
+        assert draft is not None
+        return replace(outcome, committed={**outcome.committed, rejected[0]: draft.token})

@@ -90,7 +90,8 @@ def check_pathwise(
             if decoded.tokens != ar:
                 mismatches += 1
                 if first is None:
-                    cell = next((j for j, (a, b) in enumerate(zip(decoded.tokens, ar)) if a != b), len(ar))
+                    pairs = enumerate(zip(decoded.tokens, ar, strict=False))
+                    cell = next((j for j, (a, b) in pairs if a != b), len(ar))
                     mine = decoded.tokens[cell] if cell < len(decoded.tokens) else -1
                     theirs = ar[cell] if cell < len(ar) else -1
                     first = Counterexample(seed, sample, cell, mine, theirs, decoded.tokens, ar)

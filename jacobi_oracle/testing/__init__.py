@@ -37,6 +37,7 @@ __all__ = [
     "LosslessReport",
     "OracleRng",
     "assert_lossless",
+    "assert_pathwise_equal",
     "wrap_decoder",
 ]
 
