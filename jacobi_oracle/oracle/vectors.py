@@ -1,7 +1,8 @@
 """Test vectors for implementations in other languages (spec/vectors.md).
 
-Three files, each a JSON object with "format" and "version":
+Four files, each a JSON object with "format" and "version":
     keyed_randomness.json   KeyedRandomness's hash: inputs -> 64-bit hash and uniform
+    gumbel_noise.json       a key's Gumbel noise vector G(key): inputs -> float64 bytes, argmaxes
     verifier.json           one speculative window: p, q, drafts, uniforms -> accepts / residual / bonus
     sjd_runs.json           whole decodes on toy models under keyed noise -> tokens, passes, trace,
                             with each toy model's full causal conditional table (prefix -> p)
@@ -29,6 +30,7 @@ from ..spec.errors import InvalidParameterError, UnsupportedStrategyError
 from ..spec.layout import Layout
 from ..spec.model import Problem
 from ..spec.randomness import (
+    VECTOR_TAG,
     EventKey,
     KeyedRandomness,
     check_distribution,
@@ -42,7 +44,7 @@ from ..spec.randomness import (
 from ..spec.sampling import Sampling
 
 VERSION = 1
-FILES = ("keyed_randomness.json", "verifier.json", "sjd_runs.json")
+FILES = ("keyed_randomness.json", "gumbel_noise.json", "verifier.json", "sjd_runs.json")
 PROB_TOLERANCE = 1e-12  # probabilities may differ by rounding across platforms; tokens may not
 VERIFIER_CASES = 24
 VERIFIER_VOCAB = (2, 3, 5)
@@ -81,6 +83,44 @@ def keyed_randomness_vectors() -> dict[str, Any]:
             )
     mixes = [{"input": str(x), "output": str(splitmix64(x))} for x in (0, 1, 0x9E3779B97F4A7C15, (1 << 64) - 1)]
     return {"format": "jacobi-oracle/keyed-randomness", "version": VERSION, "splitmix64": mixes, "cases": cases}
+
+
+GUMBEL_VOCAB = 8  # tokens per noise vector in gumbel_noise.json
+
+
+def gumbel_noise_vectors() -> dict[str, Any]:
+    """Noise vectors G(key) (spec/randomness.py `keyed_gumbel`): the event hash, G as the
+    little-endian bytes of its float64 values (hex) and as floats, and argmax(log p + G) for
+    a few laws p."""
+    laws = [[1.0 / GUMBEL_VOCAB] * GUMBEL_VOCAB, [0.5, 0.25, 0.125, 0.0625, 0.03125, 0.03125, 0.0, 0.0]]
+    cases = []
+    for seed, sample in ((0, 0), (2024, 3), ((1 << 64) - 1, 1 << 40)):
+        for purpose, iteration, cell in (("gumbel", 0, 0), ("gumbel", 0, 17), ("fresh", 4, 2)):
+            key = EventKey(purpose, iteration, cell)
+            noise = KeyedRandomness(seed, sample)
+            vector = noise.gumbel(key, GUMBEL_VOCAB)
+            argmaxes = [noise.gumbel_argmax(torch.tensor(p, dtype=torch.float64), key) for p in laws]
+            cases.append(
+                {
+                    "seed": str(seed),
+                    "sample": str(sample),
+                    "purpose": purpose,
+                    "iteration": iteration,
+                    "cell": cell,
+                    "hash": str(keyed_hash(seed, sample, key)),
+                    "gumbel_hex": vector.numpy().astype("<f8").tobytes().hex(),
+                    "gumbel": vector.tolist(),
+                    "argmax": argmaxes,
+                }
+            )
+    return {
+        "format": "jacobi-oracle/gumbel-noise",
+        "version": VERSION,
+        "vocab_size": GUMBEL_VOCAB,
+        "vector_tag": VECTOR_TAG,
+        "laws": laws,
+        "cases": cases,
+    }
 
 
 # --- the verifier ---
@@ -274,6 +314,7 @@ def run_vectors(progress: Callable[[int, int], None] | None = None) -> dict[str,
 def generate_vectors(progress: Callable[[int, int], None] | None = None) -> dict[str, dict[str, Any]]:
     return {
         "keyed_randomness.json": keyed_randomness_vectors(),
+        "gumbel_noise.json": gumbel_noise_vectors(),
         "verifier.json": verifier_vectors(),
         "sjd_runs.json": run_vectors(progress),
     }
