@@ -1,5 +1,5 @@
-"""`jacobi-oracle check --strategy NAME [--model NAME] [--exact | --engine stat --budget N
---alpha A | --engine pathwise --samples N] [--json]`: is it lossless (or, pathwise, token for
+"""`jacobi-oracle check --strategy NAME [--model NAME | --model trained --grid G] [--exact | --engine stat --budget N
+--alpha A | --engine pathwise --samples/--seeds N] [--json]`: is it lossless (or, pathwise, token for
 token Gumbel AR under the same noise)?"""
 
 from __future__ import annotations
@@ -14,7 +14,10 @@ from ..oracle.exact import check_exact
 from ..oracle.pathwise import check_pathwise
 from ..oracle.statistical import StatisticalVerdict, statistical_check
 from ..reference.presets import build_preset
+from ..spec.errors import InvalidParameterError
+from ..spec.layout import Layout
 from ..spec.model import Problem
+from ..spec.sampling import Sampling
 from ..spec.strategy import Strategy
 from ..testing.assertions import describe_reuse
 from .common import Command, Subparsers, print_json, print_table, stderr_console
@@ -26,18 +29,21 @@ def add_parser(sub: Subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--strategy", required=True, help="a preset name (see `strategies`)")
     parser.add_argument("--exact", action="store_const", const="exact", dest="engine", help="exact engine")
     parser.add_argument("--engine", choices=["exact", "stat", "pathwise"], default="exact")
-    parser.add_argument("--samples", type=int, default=100, help="noise draws (pathwise engine)")
+    parser.add_argument(
+        "--samples", "--seeds", type=int, default=100, dest="samples", help="noise draws (pathwise engine)"
+    )
     parser.add_argument("--budget", type=int, default=DEFAULT_BUDGET, help="samples (stat engine)")
     parser.add_argument("--alpha", type=float, default=DEFAULT_ALPHA, help="false-fail probability (stat engine)")
     parser.add_argument("--seed", type=int, default=0, help="noise seed (stat and pathwise engines)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     add_problem_options(parser)
+    parser.add_argument("--grid", type=int, default=TRAINED_GRID, help="grid side for --model trained")
     parser.set_defaults(run=run)
     return parser
 
 
 def run(args: argparse.Namespace) -> int:
-    problem = problem_from_args(args)
+    problem = trained_problem(args) if args.model == TRAINED else problem_from_args(args)
     strategy = build_preset(args.strategy, **strategy_params(args))
     if args.engine == "stat":
         return run_statistical(args, strategy, problem)
@@ -76,6 +82,24 @@ def run_statistical(args: argparse.Namespace, strategy: Strategy, problem: Probl
     else:
         print_statistical(verdict)
     return 0 if verdict.passed else 1
+
+
+TRAINED = "trained"  # the model trained here (models/trained.py): pathwise and stat engines only
+TRAINED_GRID = 8
+
+
+def trained_problem(args: argparse.Namespace) -> Problem:
+    """The trained model on a --grid x --grid layout, class --condition (default 0)."""
+    # Verify the engine can run a real model and the grid is usable
+    if args.engine in (None, "exact"):
+        raise InvalidParameterError("--model trained is too large for the exact engine; use --engine pathwise or stat")
+    if args.grid < 1:
+        raise InvalidParameterError(f"--grid must be >= 1, got {args.grid!r}")
+    from ..models.trained import load_trained
+
+    sampling = Sampling(args.temperature, args.top_k, args.top_p, args.cfg, args.greedy)
+    condition = 0 if args.condition is None else args.condition
+    return Problem(load_trained().for_grid(args.grid), condition, Layout(args.grid, args.grid), sampling)
 
 
 def run_pathwise(args: argparse.Namespace, strategy: Strategy, problem: Problem) -> int:
