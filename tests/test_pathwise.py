@@ -22,7 +22,10 @@ from jacobi_oracle.models.llamagen import LlamaGen, llamagen_config
 from jacobi_oracle.models.trained import load_trained
 from jacobi_oracle.mutants.catalogue import gumbel_jacobi_wrong_cell, mutant_problem
 from jacobi_oracle.oracle.pathwise import check_pathwise
+from jacobi_oracle.reference.ar import GumbelAR
+from jacobi_oracle.reference.gumbel_jacobi import FixedNoiseJacobi
 from jacobi_oracle.reference.presets import build_preset, gumbel_jacobi
+from jacobi_oracle.spec.errors import InvalidParameterError
 from jacobi_oracle.spec.layout import Layout
 from jacobi_oracle.spec.model import Problem
 from jacobi_oracle.spec.randomness import EventKey, KeyedRandomness, Randomness, gumbel_max
@@ -38,6 +41,28 @@ def test_gumbel_jacobi_is_gumbel_ar_token_for_token(window: int, height: int, wi
     problem = mutant_problem(height=height, width=width)
     verdict = check_pathwise(gumbel_jacobi(window), problem, samples=10, seed=seed)
     assert verdict.equal, verdict.counterexample
+
+
+@settings(max_examples=10, deadline=None)
+@given(st.integers(1, 6), st.integers(1, 2), st.integers(2, 3), st.integers(0, 1000))
+def test_the_plain_decoder_is_the_composed_preset_pass_for_pass(
+    window: int, height: int, width: int, seed: int
+) -> None:
+    """reference/gumbel_jacobi.py and the parts-built preset: same tokens, passes and traces."""
+    problem = mutant_problem(height=height, width=width)
+    for sample in range(3):
+        plain = FixedNoiseJacobi(window).decode_problem(problem, KeyedRandomness(seed, sample))
+        composed = gumbel_jacobi(window).decode_problem(problem, KeyedRandomness(seed, sample))
+        assert plain == composed
+        assert plain.tokens == GumbelAR().decode_problem(problem, KeyedRandomness(seed, sample)).tokens
+
+
+def test_the_plain_decoder_is_pathwise_gumbel_ar_on_a_llamagen_and_rejects_a_bad_window() -> None:
+    problem = Problem(_tiny_llamagen(), 1, Layout(4, 4), Sampling(temperature=1.5, cfg_scale=2.0))
+    verdict = assert_pathwise_equal(FixedNoiseJacobi(5), problem, samples=10)
+    assert verdict.step_compression > 1.0
+    with pytest.raises(InvalidParameterError):
+        FixedNoiseJacobi(0)
 
 
 def test_negative_control_one_wrong_cell_is_caught_with_its_seed_and_cell() -> None:
@@ -76,9 +101,46 @@ def test_check_cli_pathwise_exit_codes(capsys: pytest.CaptureFixture[str]) -> No
     assert main(["check", "--strategy", "sjd", "--engine", "pathwise", "--samples", "20", "--json"]) == 1
     assert json.loads(capsys.readouterr().out)["counterexample"] is not None
     assert main(["check", "--strategy", "gumbel-jacobi", "--engine", "pathwise", "--samples", "0"]) == 2
+    assert main(["check", "--strategy", "no-such", "--engine", "pathwise"]) == 2
+    assert main(["check", "--strategy", "gumbel-jacobi", "--model", "trained"]) == 2  # exact engine: too large
+    capsys.readouterr()
+
+
+def test_check_cli_pathwise_on_the_trained_model_with_seeds(capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["check", "--strategy", "gumbel-jacobi", "--engine", "pathwise", "--model", "trained", "--grid", "4"]
+    assert main([*args, "--seeds", "2", "--window", "8", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["equal"] and out["samples"] == 2 and out["model"] == "trained" and out["ar_forward_passes"] == 16
 
 
 # --- the noise vector itself --------------------------------------------------------------------
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.integers(0, (1 << 64) - 1),
+    st.integers(0, (1 << 64) - 1),
+    st.sampled_from(["gumbel", "fresh", "sample", "draft"]),
+    st.integers(0, 1 << 20),
+    st.integers(1, 40),
+)
+def test_device_side_gumbel_is_bit_identical_over_many_keys(
+    seed: int, sample: int, purpose: str, iteration: int, vocab: int
+) -> None:
+    """Any seed / sample in uint64, any purpose, iteration and 64 cells: equal float64 bits, equal argmax."""
+    noise = KeyedRandomness(seed, sample)
+    streams = sample_streams([noise], torch.device("cpu"))
+    cells = torch.arange(64)[None] * 7919
+    from jacobi_oracle.accelerated.noise import EventNoise
+
+    device = EventNoise(streams, (purpose,)).gumbels(iteration, cells, vocab)[purpose][0]
+    probs = torch.softmax(torch.randn(1, 64, vocab, generator=torch.Generator().manual_seed(seed % 1000)).double(), -1)
+    fast = keyed_gumbel_argmax(streams, purpose, iteration, cells, probs)[0]
+    for w in range(64):
+        key = EventKey(purpose, iteration, int(cells[0, w]))
+        spec = noise.gumbel(key, vocab)
+        assert spec.numpy().tobytes() == device[w].numpy().tobytes()
+        assert int(fast[w]) == noise.gumbel_argmax(probs[0, w], key)
 
 
 def test_device_side_gumbel_argmax_is_bit_identical_to_the_spec() -> None:
@@ -108,6 +170,10 @@ def _chi_square_p(counts: Counter[int], probs: torch.Tensor, samples: int) -> fl
 
 
 def test_gumbel_argmax_samples_the_categorical_law_and_a_biased_argmax_is_rejected() -> None:
+    """Chi-square goodness of fit of 20000 keyed gumbel_argmax draws against categorical(probs):
+    the test fails falsely (a correct sampler rejected) with probability ALPHA = 1e-6. Negative
+    control: argmax(probs + G) (probabilities where log probabilities belong) must be rejected
+    at the same ALPHA; the draws are deterministic (keyed noise), so neither outcome is flaky."""
     probs = torch.tensor([0.05, 0.15, 0.3, 0.5], dtype=torch.float64)
     key, samples = EventKey("gumbel", 0, 3), 20000
     vectors = [KeyedRandomness(5, s).gumbel(key, 4) for s in range(samples)]
