@@ -22,10 +22,7 @@ from jacobi_oracle.models.llamagen import LlamaGen, llamagen_config
 from jacobi_oracle.models.trained import load_trained
 from jacobi_oracle.mutants.catalogue import gumbel_jacobi_wrong_cell, mutant_problem
 from jacobi_oracle.oracle.pathwise import check_pathwise
-from jacobi_oracle.reference.ar import GumbelAR
-from jacobi_oracle.reference.gumbel_jacobi import FixedNoiseJacobi
 from jacobi_oracle.reference.presets import build_preset, gumbel_jacobi
-from jacobi_oracle.spec.errors import InvalidParameterError
 from jacobi_oracle.spec.layout import Layout
 from jacobi_oracle.spec.model import Problem
 from jacobi_oracle.spec.randomness import EventKey, KeyedRandomness, Randomness, gumbel_max
@@ -41,28 +38,6 @@ def test_gumbel_jacobi_is_gumbel_ar_token_for_token(window: int, height: int, wi
     problem = mutant_problem(height=height, width=width)
     verdict = check_pathwise(gumbel_jacobi(window), problem, samples=10, seed=seed)
     assert verdict.equal, verdict.counterexample
-
-
-@settings(max_examples=10, deadline=None)
-@given(st.integers(1, 6), st.integers(1, 2), st.integers(2, 3), st.integers(0, 1000))
-def test_the_plain_decoder_is_the_composed_preset_pass_for_pass(
-    window: int, height: int, width: int, seed: int
-) -> None:
-    """reference/gumbel_jacobi.py and the parts-built preset: same tokens, passes and traces."""
-    problem = mutant_problem(height=height, width=width)
-    for sample in range(3):
-        plain = FixedNoiseJacobi(window).decode_problem(problem, KeyedRandomness(seed, sample))
-        composed = gumbel_jacobi(window).decode_problem(problem, KeyedRandomness(seed, sample))
-        assert plain == composed
-        assert plain.tokens == GumbelAR().decode_problem(problem, KeyedRandomness(seed, sample)).tokens
-
-
-def test_the_plain_decoder_is_pathwise_gumbel_ar_on_a_llamagen_and_rejects_a_bad_window() -> None:
-    problem = Problem(_tiny_llamagen(), 1, Layout(4, 4), Sampling(temperature=1.5, cfg_scale=2.0))
-    verdict = assert_pathwise_equal(FixedNoiseJacobi(5), problem, samples=10)
-    assert verdict.step_compression > 1.0
-    with pytest.raises(InvalidParameterError):
-        FixedNoiseJacobi(0)
 
 
 def test_negative_control_one_wrong_cell_is_caught_with_its_seed_and_cell() -> None:
