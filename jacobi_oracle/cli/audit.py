@@ -18,10 +18,9 @@ from ..oracle.audit import (
     write_plots,
 )
 from ..spec.errors import InvalidParameterError
-from ..spec.sampling import Sampling
 from ..testing.assertions import describe_reuse
 from .common import Command, Subparsers, print_json, print_table, stderr_console
-from .options import add_problem_options, strategy_params
+from .options import add_problem_options, sampling_from_args, strategy_params
 
 
 def add_parser(sub: Subparsers) -> argparse.ArgumentParser:
@@ -48,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     case = build_model(args.model)
     if args.condition is not None:
         case = case._replace(condition=args.condition)
-    sampling = Sampling(args.temperature, args.top_k, args.top_p, args.cfg, args.greedy)
+    sampling = sampling_from_args(args)
     presets = select_presets(
         None if args.presets is None else [n.strip() for n in args.presets.split(",") if n.strip()]
     )

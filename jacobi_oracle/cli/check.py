@@ -17,11 +17,10 @@ from ..reference.presets import build_preset
 from ..spec.errors import InvalidParameterError
 from ..spec.layout import Layout
 from ..spec.model import Problem
-from ..spec.sampling import Sampling
 from ..spec.strategy import Strategy
 from ..testing.assertions import describe_reuse
 from .common import Command, Subparsers, print_json, print_table, stderr_console
-from .options import add_problem_options, problem_from_args, strategy_params
+from .options import add_problem_options, problem_from_args, sampling_from_args, strategy_params
 
 
 def add_parser(sub: Subparsers) -> argparse.ArgumentParser:
@@ -97,7 +96,7 @@ def trained_problem(args: argparse.Namespace) -> Problem:
         raise InvalidParameterError(f"--grid must be >= 1, got {args.grid!r}")
     from ..models.trained import load_trained
 
-    sampling = Sampling(args.temperature, args.top_k, args.top_p, args.cfg, args.greedy)
+    sampling = sampling_from_args(args)
     condition = 0 if args.condition is None else args.condition
     return Problem(load_trained().for_grid(args.grid), condition, Layout(args.grid, args.grid), sampling)
 

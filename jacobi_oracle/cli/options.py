@@ -21,9 +21,13 @@ def add_problem_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--window", type=int, default=None, help="strategy window (preset default if omitted)")
 
 
+def sampling_from_args(args: argparse.Namespace) -> Sampling:
+    return Sampling(args.temperature, args.top_k, args.top_p, args.cfg, args.greedy)
+
+
 def problem_from_args(args: argparse.Namespace) -> Problem:
     case = build_model(args.model)
-    sampling = Sampling(args.temperature, args.top_k, args.top_p, args.cfg, args.greedy)
+    sampling = sampling_from_args(args)
     condition = case.condition if args.condition is None else args.condition
     return Problem(case.model, condition, case.layout, sampling)
 
