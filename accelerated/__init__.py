@@ -2,7 +2,8 @@
 
 build_accelerated("sjd", window=16).decode(model, condition, layout, sampling, KeyedRandomness(seed))
 
-* raster-window presets (ar, sjd, sjd-uniform, jacobi, sjdpp, sjdpp-exact): accelerated/jacobi.py,
+* raster-window presets (ar, sjd, sjd-uniform, jacobi, sjdpp, sjdpp-exact, mc-sjd, mc-sjd-official,
+  scd-gumbel, gumbel-jacobi, gumbel-jacobi-above): accelerated/jacobi.py,
   static KV cache, device-side verification, batched;
 * every other preset (pjd, pjd-causal, pjd-exact, zipar, gsd, lantern, the spatial SJD
   initialisations): accelerated/prefix_cache.py, the reference engine on a model that caches the
@@ -23,7 +24,16 @@ from ..spec.model import Model
 from ..spec.randomness import Randomness
 from ..spec.sampling import Sampling
 from ..spec.strategy import Decoded
-from .jacobi import AcceleratedWindowDecoder, accelerated_ar, accelerated_jacobi, accelerated_sjd, accelerated_sjdpp
+from .jacobi import (
+    AcceleratedWindowDecoder,
+    accelerated_ar,
+    accelerated_gumbel_jacobi,
+    accelerated_jacobi,
+    accelerated_mc_sjd,
+    accelerated_scd_gumbel,
+    accelerated_sjd,
+    accelerated_sjdpp,
+)
 from .prefix_cache import PrefixCachedDecoder
 
 
@@ -51,6 +61,11 @@ ACCELERATED: dict[str, Callable[..., AcceleratedDecoder]] = {
     "sjdpp-exact": lambda window=3, threshold=1.0, use_cache=True: accelerated_sjdpp(
         window, threshold, True, use_cache
     ),
+    "mc-sjd": accelerated_mc_sjd,
+    "mc-sjd-official": lambda window=3, use_cache=True: accelerated_mc_sjd(window, True, use_cache),
+    "scd-gumbel": accelerated_scd_gumbel,
+    "gumbel-jacobi": accelerated_gumbel_jacobi,
+    "gumbel-jacobi-above": lambda window=3, use_cache=True: accelerated_gumbel_jacobi(window, True, use_cache),
 }
 WINDOW_DECODERS = tuple(ACCELERATED)  # accelerated/jacobi.py
 PREFIX_CACHED = tuple(n for n in PRESETS if n not in ACCELERATED and n != "lpd")  # lpd: its own model

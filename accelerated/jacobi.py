@@ -29,12 +29,13 @@ from ..spec.acceptance import RESIDUAL_MASS_FLOOR
 from ..spec.errors import InvalidParameterError, UnsupportedStrategyError
 from ..spec.layout import Layout
 from ..spec.model import Model, Problem
-from ..spec.randomness import Randomness
+from ..spec.randomness import CELL_NOISE_PURPOSE, Randomness, cell_noise_key, gumbel_max
 from ..spec.sampling import Sampling
 from ..spec.strategy import Decoded, IterationTrace
 from .noise import EventNoise, inverse_cdf, sample_streams
 
-PURPOSES = ("init", "accept", "residual", "fresh", "sample")  # every event a raster-window decoder draws
+PURPOSES = ("init", "accept", "residual", "fresh", "sample")  # the events of every raster-window decoder
+COUPLING_PURPOSES = ("couple", "couple-residual")  # MaximalCouplingRefresher's events
 
 
 @dataclass
@@ -46,6 +47,9 @@ class WindowState:
     has_last: torch.Tensor  # [B, L + W] bool
     frontier: torch.Tensor  # [B] long: first uncommitted cell (L when finished)
     cells: torch.Tensor  # [B, W] long: this iteration's window cells (frontier + 0 .. W-1)
+    cell_noise: torch.Tensor | None = None  # [B, L + W, V] G(cell_noise_key(cell)), fixed-noise rules only
+    latest_target: torch.Tensor | None = None  # [B, L + W, V] each cell's latest p, spatial drafts only
+    has_latest: torch.Tensor | None = None  # [B, L + W] bool
     iteration: int = 0
 
 
@@ -114,11 +118,21 @@ class QueryBackend:
 
 
 # -- stages -----------------------------------------------------------------------------------
-def prefill(num_samples: int, num_cells: int, window: int, vocab: int, device: torch.device) -> WindowState:
+def prefill(
+    num_samples: int,
+    num_cells: int,
+    window: int,
+    vocab: int,
+    device: torch.device,
+    cell_noise: torch.Tensor | None = None,
+    spatial: bool = False,
+) -> WindowState:
     """Preallocate the decoding state (a class-conditional prefix needs no model call here:
-    the class slot is the first input of the first window pass)."""
+    the class slot is the first input of the first window pass). `cell_noise`: [B, L + W, V]
+    fixed noise vectors (`cell_noise_vectors`); `spatial`: keep every cell's latest p."""
     width = num_cells + window
     frontier = torch.zeros(num_samples, dtype=torch.long, device=device)
+    latest = torch.zeros(num_samples, width, vocab, dtype=torch.float64, device=device) if spatial else None
     return WindowState(
         tokens=torch.zeros(num_samples, width, dtype=torch.long, device=device),
         has_draft=torch.zeros(num_samples, width, dtype=torch.bool, device=device),
@@ -127,7 +141,25 @@ def prefill(num_samples: int, num_cells: int, window: int, vocab: int, device: t
         has_last=torch.zeros(num_samples, width, dtype=torch.bool, device=device),
         frontier=frontier,
         cells=frontier[:, None] + torch.arange(window, device=device),
+        cell_noise=cell_noise,
+        latest_target=latest,
+        has_latest=torch.zeros(num_samples, width, dtype=torch.bool, device=device) if spatial else None,
     )
+
+
+def cell_noise_vectors(noise: EventNoise, num_cells: int, vocab: int) -> torch.Tensor:
+    """[B, num_cells, V] every cell's fixed noise vector G(cell_noise_key(cell)), hashed once
+    for the whole decode (`noise` holds the CELL_NOISE_PURPOSE prefix)."""
+    b = noise.prefix.shape[1]
+    cells = torch.arange(num_cells, device=noise.prefix.device).expand(b, num_cells)
+    return noise.gumbels(cell_noise_key(0).iteration, cells, vocab)[CELL_NOISE_PURPOSE]
+
+
+def _at_cells(table: torch.Tensor, cells: torch.Tensor) -> torch.Tensor:
+    """[B, W, ...] rows of a [B, L + W, ...] table at the window cells."""
+    if table.dim() == 2:
+        return table.gather(1, cells)
+    return table.gather(1, cells[:, :, None].expand(-1, -1, table.shape[-1]))
 
 
 def window_roles(state: WindowState, num_cells: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -140,14 +172,27 @@ def window_roles(state: WindowState, num_cells: int) -> tuple[torch.Tensor, torc
     return valid, drafted
 
 
-def fill_drafts(state: WindowState, drafted: torch.Tensor, u: dict[str, torch.Tensor], q_rule: str) -> None:
-    """Step 2: a uniformly random draft (keyed "init") for every drafted cell without one."""
+def fill_drafts(state: WindowState, drafted: torch.Tensor, u: dict[str, torch.Tensor], rule: str, width: int) -> None:
+    """Step 2: a first draft for every drafted cell without one. RandomDrafter ("one-hot",
+    "uniform"): a uniformly random token (keyed "init"); CellNoiseDrafter ("cell-noise",
+    "cell-noise-above"): argmax(log q + G(cell)) with q uniform, or the latest p of the cell
+    `width` cells above where there is one."""
     b, w = state.cells.shape
     vocab = state.draft_probs.shape[-1]
     need = drafted & ~state.has_draft.gather(1, state.cells)  # [B, W]
     uniform = torch.full((b, w, vocab), 1.0 / vocab, dtype=torch.float64, device=need.device)
-    token = inverse_cdf(uniform, u["init"])  # [B, W]
-    q = uniform if q_rule == "uniform" else torch.nn.functional.one_hot(token, vocab).to(torch.float64)
+    if rule in ("one-hot", "uniform"):
+        token = inverse_cdf(uniform, u["init"])  # [B, W]
+        q = uniform if rule == "uniform" else torch.nn.functional.one_hot(token, vocab).to(torch.float64)
+    else:
+        assert state.cell_noise is not None
+        q = uniform
+        if rule == "cell-noise-above":
+            assert state.latest_target is not None and state.has_latest is not None
+            above = (state.cells - width).clamp(min=0)
+            known = (state.cells >= width) & state.has_latest.gather(1, above)
+            q = torch.where(known[:, :, None], _at_cells(state.latest_target, above), uniform)
+        token = gumbel_max(q, _at_cells(state.cell_noise, state.cells))
     _write(state, need, token, q, has_draft=True)
 
 
@@ -170,11 +215,29 @@ def compute_residuals(target: torch.Tensor, draft_probs: torch.Tensor) -> torch.
 class Rules:
     """The parts of a raster-window preset (reference/drafters.py, verifiers.py)."""
 
-    draft_q: Literal["one-hot", "uniform"] = "one-hot"  # RandomDrafter's q
-    verify: Literal["exact", "greedy"] = "exact"  # ExactRule / GreedyRule
-    refresh: Literal["fresh", "argmax", "reuse-stale", "reuse-mixture"] = "fresh"
+    # RandomDrafter(q="one-hot" / "uniform"); CellNoiseDrafter(above=False / True)
+    draft: Literal["one-hot", "uniform", "cell-noise", "cell-noise-above"] = "one-hot"
+    verify: Literal["exact", "greedy", "fixed-noise"] = "exact"  # ExactRule / GreedyRule / FixedNoiseVerifier
+    # FreshSample, Argmax, Reuse(stale / mixture), MaximalCoupling(official), GumbelCoupling Refresher
+    refresh: Literal["fresh", "argmax", "reuse-stale", "reuse-mixture", "couple", "couple-official", "gumbel"] = "fresh"
     reuse_threshold: float = 1.0
     bonus_purpose: str = "fresh"  # AR draws its token on the "sample" events
+
+    @property
+    def fixed_noise(self) -> bool:
+        """Whether some part reads the cells' fixed noise vectors."""
+        return self.draft.startswith("cell-noise") or self.verify == "fixed-noise" or self.refresh == "gumbel"
+
+    @property
+    def purposes(self) -> tuple[str, ...]:
+        """The keyed uniforms an iteration draws."""
+        return PURPOSES + (COUPLING_PURPOSES if self.refresh.startswith("couple") else ())
+
+
+def acceptance_probs(target: torch.Tensor, draft_probs: torch.Tensor, token: torch.Tensor) -> torch.Tensor:
+    """[B, W] min(1, p(d) / q(d)) of [B, W] tokens d under [B, W, V] p and q (spec/acceptance.py)."""
+    p_d, q_d = target.gather(2, token[:, :, None])[..., 0], draft_probs.gather(2, token[:, :, None])[..., 0]
+    return (p_d / q_d.clamp(min=1e-300)).clamp(max=1.0)
 
 
 def verify(
@@ -184,13 +247,16 @@ def verify(
     bonus (cells frontier .. frontier + k are committed), and [B, W] the committed tokens."""
     cells = state.cells
     draft = state.tokens.gather(1, cells)  # [B, W]
-    q = state.draft_probs.gather(1, cells[:, :, None].expand_as(target))  # [B, W, V]
-    if rules.verify == "greedy":  # a draft stands iff it is argmax p; otherwise argmax p
-        best = target.argmax(dim=-1)  # [B, W]
-        accepted, corrected = (draft == best) & drafted, best
+    q = _at_cells(state.draft_probs, cells)  # [B, W, V]
+    if rules.verify in ("greedy", "fixed-noise"):  # a draft stands iff it is the decision; else the decision
+        if rules.verify == "greedy":  # argmax p
+            decision = target.argmax(dim=-1)  # [B, W]
+        else:  # argmax(log p + G(cell))
+            assert state.cell_noise is not None
+            decision = gumbel_max(target, _at_cells(state.cell_noise, cells))
+        accepted, corrected = (draft == decision) & drafted, decision
     else:  # speculative: accept with min(1, p(d) / q(d)), else residual; bonus y ~ p
-        p_d, q_d = target.gather(2, draft[:, :, None])[..., 0], q.gather(2, draft[:, :, None])[..., 0]
-        accept_prob = torch.where(drafted, (p_d / q_d.clamp(min=1e-300)).clamp(max=1.0), 0.0)
+        accept_prob = torch.where(drafted, acceptance_probs(target, q, draft), 0.0)
         accepted = (u["accept"] < accept_prob) & drafted  # [B, W]
         residual_token = inverse_cdf(compute_residuals(target, q), u["residual"])
         bonus_token = inverse_cdf(target, u[rules.bonus_purpose])
@@ -207,9 +273,20 @@ def refresh(
     if rules.refresh == "argmax":  # Jacobi: argmax p, q = point mass
         best = target.argmax(dim=-1)
         return best, torch.nn.functional.one_hot(best, target.shape[-1]).to(target.dtype)
+    if rules.refresh == "gumbel":  # Gumbel coupling: argmax(log p + G(cell)), q = p
+        assert state.cell_noise is not None
+        return gumbel_max(target, _at_cells(state.cell_noise, state.cells)), target
     fresh = inverse_cdf(target, u["fresh"])  # y ~ p, q = p
     if rules.refresh == "fresh":
         return fresh, target
+    if rules.refresh.startswith("couple"):  # maximal coupling to the old draft (spec/coupling.md)
+        old, old_q = state.tokens.gather(1, state.cells), _at_cells(state.draft_probs, state.cells)
+        kept = (u["couple"] < acceptance_probs(target, old_q, old)) & drafted  # the bonus cell: fresh
+        redrawn = inverse_cdf(compute_residuals(target, old_q), u["couple-residual"])
+        token = torch.where(drafted, torch.where(kept, old, redrawn), fresh)
+        if rules.refresh == "couple-official":  # a kept draft keeps its old q
+            return token, torch.where(kept[:, :, None], old_q, target)
+        return token, target
     # SJD++ reuse (reference ReuseRefresher): keep(y) = p_t(y) > threshold * p_{t-1}(y)
     index = state.cells[:, :, None].expand_as(target)
     draft = state.tokens.gather(1, state.cells)
@@ -239,6 +316,12 @@ def verify_and_refresh(
     commit = valid & (position <= k[:, None])
     _write(state, commit, committed_token, target, has_draft=False)
     _write(state, valid & ~commit, next_draft, next_q, has_draft=True, last_target=target)
+    if state.latest_target is not None and state.has_latest is not None:  # every queried cell's latest p
+        index = state.cells[:, :, None].expand_as(target)
+        state.latest_target.scatter_(
+            1, index, torch.where(valid[:, :, None], target, state.latest_target.gather(1, index))
+        )
+        state.has_latest.scatter_(1, state.cells, valid | state.has_latest.gather(1, state.cells))
     return k
 
 
@@ -302,14 +385,19 @@ class AcceleratedWindowDecoder:
         check_batch(conditions, randomness)
         problems = [Problem(model, c, layout, sampling) for c in conditions]
         backend, device = self._backend(model, problems)
-        noise = EventNoise(sample_streams(randomness, device), PURPOSES)
-        num_cells = layout.num_cells
-        state = prefill(len(problems), num_cells, self.window, model.vocab_size, device)
+        streams = sample_streams(randomness, device)
+        noise = EventNoise(streams, self.rules.purposes)
+        num_cells, vocab = layout.num_cells, model.vocab_size
+        fixed = None
+        if self.rules.fixed_noise:
+            fixed = cell_noise_vectors(EventNoise(streams, (CELL_NOISE_PURPOSE,)), num_cells + self.window, vocab)
+        spatial = self.rules.draft == "cell-noise-above"
+        state = prefill(len(problems), num_cells, self.window, vocab, device, fixed, spatial)
         records: list[tuple[torch.Tensor, ...]] = []
         while not bool((state.frontier >= num_cells).all()):  # the one host sync per iteration
             valid, drafted = window_roles(state, num_cells)
             u = noise.uniforms(state.iteration, state.cells)  # {purpose: [B, W]}
-            fill_drafts(state, drafted, u, self.rules.draft_q)
+            fill_drafts(state, drafted, u, self.rules.draft, layout.width)
             cond, uncond = backend.window_logits(state, drafted)
             target = target_probs(sampling, cond, uncond)
             k = verify_and_refresh(state, target, valid, drafted, u, self.rules)
@@ -356,7 +444,7 @@ def accelerated_ar(use_cache: bool = True) -> AcceleratedWindowDecoder:
 def accelerated_sjd(
     window: int = 3, q: Literal["one-hot", "uniform"] = "one-hot", use_cache: bool = True
 ) -> AcceleratedWindowDecoder:
-    return AcceleratedWindowDecoder("sjd" if q == "one-hot" else "sjd-uniform", window, Rules(draft_q=q), use_cache)
+    return AcceleratedWindowDecoder("sjd" if q == "one-hot" else "sjd-uniform", window, Rules(draft=q), use_cache)
 
 
 def accelerated_jacobi(window: int = 3, use_cache: bool = True) -> AcceleratedWindowDecoder:
@@ -371,3 +459,17 @@ def accelerated_sjdpp(
         raise InvalidParameterError(f"reuse threshold must be a finite number >= 0, got {threshold!r}")
     rules = Rules(refresh="reuse-mixture" if exact else "reuse-stale", reuse_threshold=threshold)
     return AcceleratedWindowDecoder("sjdpp-exact" if exact else "sjdpp", window, rules, use_cache)
+
+
+def accelerated_mc_sjd(window: int = 3, official: bool = False, use_cache: bool = True) -> AcceleratedWindowDecoder:
+    rules = Rules(refresh="couple-official" if official else "couple")
+    return AcceleratedWindowDecoder("mc-sjd-official" if official else "mc-sjd", window, rules, use_cache)
+
+
+def accelerated_scd_gumbel(window: int = 3, use_cache: bool = True) -> AcceleratedWindowDecoder:
+    return AcceleratedWindowDecoder("scd-gumbel", window, Rules(refresh="gumbel"), use_cache)
+
+
+def accelerated_gumbel_jacobi(window: int = 3, above: bool = False, use_cache: bool = True) -> AcceleratedWindowDecoder:
+    rules = Rules(draft="cell-noise-above" if above else "cell-noise", verify="fixed-noise", refresh="gumbel")
+    return AcceleratedWindowDecoder("gumbel-jacobi-above" if above else "gumbel-jacobi", window, rules, use_cache)

@@ -280,10 +280,22 @@ class GumbelCouplingRefresher:
 
 @dataclass(frozen=True)
 class CellNoiseDrafter:
-    """A first draft from the cell's own noise vector: argmax(G(cell)) (a uniform draw, coupled
-    to every later decision at the cell); q = the uniform law it was drawn from."""
+    """A first draft from the cell's own noise vector G(cell): argmax(log q + G(cell)), recorded
+    with q. q is the uniform law (argmax G(cell): a uniform draw), or with `above=True` the
+    remembered p of the cell above, where there is one: the token the cell would get if its law
+    were its upper neighbour's (spec/gumbel_jacobi.md, "spatial drafts"). Either way the draft
+    is coupled to every later decision at the cell."""
+
+    above: bool = False
+
+    @property
+    def reads_targets(self) -> bool:
+        return self.above
 
     def initial_draft(self, problem: Problem, state: JacobiState, cell: int, randomness: Randomness) -> Draft:
-        vocab = problem.model.vocab_size
-        uniform = torch.full((vocab,), 1.0 / vocab, dtype=torch.float64)
-        return Draft(randomness.gumbel_argmax(uniform, cell_noise_key(cell)), uniform)
+        source = neighbour_cell(problem.layout, cell, "above") if self.above else None
+        law = None if source is None else state.target_at(source)
+        if law is None:
+            vocab = problem.model.vocab_size
+            law = torch.full((vocab,), 1.0 / vocab, dtype=torch.float64)
+        return Draft(randomness.gumbel_argmax(law, cell_noise_key(cell)), law)

@@ -163,11 +163,18 @@ def scd_gumbel(window: int = DEFAULT_WINDOW) -> ComposedStrategy:
     return raster_window_strategy("scd-gumbel", window, SpeculativeVerifier(), refresher=GumbelCouplingRefresher())
 
 
-def gumbel_jacobi(window: int = DEFAULT_WINDOW) -> ComposedStrategy:
+def gumbel_jacobi(window: int = DEFAULT_WINDOW, above: bool = False) -> ComposedStrategy:
     """Fixed-noise Jacobi (spec/gumbel_jacobi.md): every decision at a cell is the argmax of
-    log p + its own noise vector; token for token the Gumbel AR sample."""
+    log p + its own noise vector; token for token the Gumbel AR sample. `above`: first drafts
+    argmax(log p_above + G(cell)) from the cell above's remembered p (a spatial draft)."""
+    drafter = CellNoiseDrafter(above)
     return raster_window_strategy(
-        "gumbel-jacobi", window, FixedNoiseVerifier(), CellNoiseDrafter(), GumbelCouplingRefresher()
+        "gumbel-jacobi-above" if above else "gumbel-jacobi",
+        window,
+        FixedNoiseVerifier(),
+        drafter,
+        GumbelCouplingRefresher(),
+        remember_targets=drafter.reads_targets,
     )
 
 
@@ -239,6 +246,15 @@ register(
         "gumbel-jacobi",
         "fixed-noise Jacobi: drafts and commits argmax(log p + G(cell)); pathwise equal to ar-gumbel",
         gumbel_jacobi,
+        lossless=True,
+        reuses_noise=True,
+    )
+)
+register(
+    Preset(
+        "gumbel-jacobi-above",
+        "gumbel-jacobi whose first drafts are argmax(log p_above + G(cell)): the spatial draft of fixed noise",
+        lambda window=DEFAULT_WINDOW: gumbel_jacobi(window, above=True),
         lossless=True,
         reuses_noise=True,
     )

@@ -152,6 +152,43 @@ def test_a_batch_whose_samples_share_noise_is_caught() -> None:
         assert_identical(slow, broken, config)
 
 
+COUPLED = ("mc-sjd", "mc-sjd-official", "scd-gumbel", "gumbel-jacobi", "gumbel-jacobi-above")
+
+
+@pytest.mark.parametrize("strategy", COUPLED)
+@pytest.mark.parametrize("window", [2, 7])
+def test_the_coupled_and_fixed_noise_twins_equal_reference_on_every_backend(strategy: str, window: int) -> None:
+    # every coupled twin on both backends (Hypothesis above samples them among all presets)
+    config = Config(strategy, window, Sampling(temperature=1.0, cfg_scale=2.0), 5, MAX_BATCH)
+    accelerated = build_accelerated(strategy, window=window)
+    case = build_model("transformer-16")
+    assert_identical(*decode_both(case.model, [case.condition] * MAX_BATCH, case.layout, config, accelerated), config)
+    layout = Layout(4, LLAMAGEN.config.grid_size)
+    assert_identical(*decode_both(LLAMAGEN, [0, 1, 2], layout, config, accelerated), config)
+
+
+def test_a_twin_with_the_wrong_first_drafts_is_caught_by_its_trace() -> None:
+    # negative control: plain gumbel-jacobi against the spatial-draft reference. Both are
+    # pathwise equal to Gumbel AR, so the tokens agree; the passes and the trace must not.
+    config = Config("gumbel-jacobi-above", 3, Sampling(), 1, MAX_BATCH)
+    case = build_model("transformer-16")
+    plain = build_accelerated("gumbel-jacobi", window=3)
+    slow, fast = decode_both(case.model, [case.condition] * MAX_BATCH, case.layout, config, plain)
+    assert [f.tokens for f in fast] == [s.tokens for s in slow]
+    with pytest.raises(AssertionError, match="passes|trace"):
+        assert_identical(slow, fast, config)
+
+
+def test_the_official_coupling_q_is_caught() -> None:
+    # negative control: the official q rule (a kept draft keeps its old q) against mc-sjd
+    config = Config("mc-sjd", 6, Sampling(), 2, MAX_BATCH)
+    official = build_accelerated("mc-sjd-official", window=6)
+    layout = Layout(4, LLAMAGEN.config.grid_size)
+    slow, fast = decode_both(LLAMAGEN, [0, 1, 2], layout, config, official)
+    with pytest.raises(AssertionError):
+        assert_identical(slow, fast, config)
+
+
 def test_call_order_noise_and_unknown_names_are_refused() -> None:
     case = build_model("hash")
     with pytest.raises(UnsupportedStrategyError, match="GeneratorRandomness"):

@@ -16,7 +16,8 @@ import torch
 from hypothesis import given, settings
 from scipy import stats
 
-from jacobi_oracle.accelerated.noise import keyed_gumbel_argmax, sample_streams
+from jacobi_oracle.accelerated import build_accelerated
+from jacobi_oracle.accelerated.noise import EventNoise, keyed_gumbel_argmax, sample_streams
 from jacobi_oracle.cli import main
 from jacobi_oracle.models.llamagen import LlamaGen, llamagen_config
 from jacobi_oracle.models.trained import load_trained
@@ -33,10 +34,12 @@ ALPHA = 1e-6
 
 
 @settings(max_examples=15, deadline=None)
-@given(st.integers(1, 5), st.integers(1, 3), st.integers(2, 3), st.integers(0, 1000))
-def test_gumbel_jacobi_is_gumbel_ar_token_for_token(window: int, height: int, width: int, seed: int) -> None:
+@given(st.integers(1, 5), st.integers(1, 3), st.integers(2, 3), st.integers(0, 1000), st.booleans())
+def test_gumbel_jacobi_is_gumbel_ar_token_for_token(
+    window: int, height: int, width: int, seed: int, above: bool
+) -> None:
     problem = mutant_problem(height=height, width=width)
-    verdict = check_pathwise(gumbel_jacobi(window), problem, samples=10, seed=seed)
+    verdict = check_pathwise(gumbel_jacobi(window, above), problem, samples=10, seed=seed)
     assert verdict.equal, verdict.counterexample
 
 
@@ -67,6 +70,13 @@ def test_gumbel_jacobi_equals_gumbel_ar_on_the_trained_model() -> None:
     problem = Problem(trained.for_grid(8), 0, Layout(8, 8), Sampling(cfg_scale=2.0))
     verdict = assert_pathwise_equal(gumbel_jacobi(16), problem, samples=3)
     assert verdict.step_compression > 1.0
+
+
+@pytest.mark.parametrize("window", [16, 64])
+def test_the_accelerated_spatial_twin_equals_gumbel_ar_on_the_trained_model(window: int) -> None:
+    trained = load_trained()
+    problem = Problem(trained.for_grid(8), 3, Layout(8, 8), Sampling(cfg_scale=2.0))
+    assert_pathwise_equal(build_accelerated("gumbel-jacobi-above", window=window), problem, samples=3)
 
 
 def test_check_cli_pathwise_exit_codes(capsys: pytest.CaptureFixture[str]) -> None:
@@ -106,8 +116,6 @@ def test_device_side_gumbel_is_bit_identical_over_many_keys(
     noise = KeyedRandomness(seed, sample)
     streams = sample_streams([noise], torch.device("cpu"))
     cells = torch.arange(64)[None] * 7919
-    from jacobi_oracle.accelerated.noise import EventNoise
-
     device = EventNoise(streams, (purpose,)).gumbels(iteration, cells, vocab)[purpose][0]
     probs = torch.softmax(torch.randn(1, 64, vocab, generator=torch.Generator().manual_seed(seed % 1000)).double(), -1)
     fast = keyed_gumbel_argmax(streams, purpose, iteration, cells, probs)[0]
@@ -134,8 +142,6 @@ def test_device_side_gumbel_argmax_is_bit_identical_to_the_spec() -> None:
 
 
 def _device_vector(stream: torch.Tensor, iteration: int, cell: int) -> torch.Tensor:
-    from jacobi_oracle.accelerated.noise import EventNoise
-
     return EventNoise(stream, ("gumbel",)).gumbels(iteration, torch.tensor([[cell]]), 9)["gumbel"][0, 0]
 
 
