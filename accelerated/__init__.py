@@ -38,6 +38,9 @@ from .prefix_cache import PrefixCachedDecoder
 
 
 class AcceleratedDecoder(Protocol):
+    @property
+    def name(self) -> str: ...
+
     def decode(
         self, model: Model, condition: int | None, layout: Layout, sampling: Sampling, randomness: Randomness
     ) -> Decoded: ...

@@ -51,7 +51,8 @@ class Decoded:
 
 @runtime_checkable
 class Strategy(Protocol):
-    name: str
+    @property
+    def name(self) -> str: ...
 
     def decode(
         self,
