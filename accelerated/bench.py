@@ -29,7 +29,7 @@ from ..spec.model import Model
 from ..spec.randomness import KeyedRandomness, Randomness
 from ..spec.row_entry import RowEntryProxy
 from ..spec.sampling import Sampling
-from . import WINDOW_DECODERS, build_accelerated
+from . import ACCELERATED, WINDOW_DECODERS, build_accelerated
 
 MODEL_PREFIX = "llamagen-"
 TRAINED = "trained"  # jacobi_oracle/assets/photos-llamagen.safetensors (models/trained.py)
@@ -61,6 +61,8 @@ class BenchConfig:
         ):
             names = ", ".join([TRAINED] + [MODEL_PREFIX + n for n in CONFIGS])
             raise InvalidParameterError(f"unknown bench model {self.model!r}; known: {names}")
+        for entry in self.strategies:
+            strategy_params(entry, self.window)  # raises on an unknown preset or a bad name:W
         if self.images < MIN_TIMED_IMAGES:
             raise InvalidParameterError(f"images must be >= {MIN_TIMED_IMAGES} (median latency), got {self.images}")
         if self.dtype not in ("float32", "float64", "bfloat16", "float16"):
@@ -121,13 +123,31 @@ def measure_empty_launch(device: torch.device) -> float:
     return median_seconds(lambda: x.add_(0), device, repeats=200)
 
 
-def strategy_params(name: str, window: int) -> dict[str, Any]:
+def split_window(entry: str) -> tuple[str, int | None]:
+    """'name' or 'name:W' (the preset with window W, e.g. gumbel-jacobi-above:128)."""
+    name, colon, window = entry.partition(":")
+    # Verify the window override is an int >= 1
+    if colon and not (window.isdigit() and int(window) >= 1):
+        raise InvalidParameterError(f"{entry!r}: the window after ':' must be an int >= 1")
+    return name, int(window) if colon else None
+
+
+def strategy_params(entry: str, window: int) -> dict[str, Any]:
     """The real-model parameters of preset `name` (oracle/realtable.py), with the bench's
-    window for the raster-window presets."""
+    window for the raster-window presets; `name:W` sets the window to W."""
     from ..oracle.realtable import REAL_MODEL_PARAMS, real_params  # the one home of these numbers
 
+    name, override = split_window(entry)
+    # Verify the preset has an accelerated decoder
+    if name not in ACCELERATED:
+        raise InvalidParameterError(f"no accelerated decoder for {name!r}; accelerated: {', '.join(ACCELERATED)}")
     params = real_params(name)
-    if name not in REAL_MODEL_PARAMS and "window" in params:
+    if override is not None:
+        # Verify the preset has a window to set
+        if "window" not in params:
+            raise InvalidParameterError(f"{entry!r}: preset {name!r} has no window")
+        params["window"] = override
+    elif name not in REAL_MODEL_PARAMS and "window" in params:
         params["window"] = window
     return params
 
@@ -141,8 +161,8 @@ def decoding_model(name: str, model: LlamaGen) -> Model:
 def bench_strategy(
     name: str, model: LlamaGen, config: BenchConfig, layout: Layout, sampling: Sampling, device: torch.device
 ) -> dict[str, Any]:
-    decoder = build_accelerated(name, **strategy_params(name, config.window))
-    target = decoding_model(name, model)
+    decoder = build_accelerated(split_window(name)[0], **strategy_params(name, config.window))
+    target = decoding_model(split_window(name)[0], model)
     conditions: list[int | None] = [i % model.num_classes for i in range(config.batch)]
     latencies, passes = [], []
     for image in range(config.warmup + config.images):
@@ -174,8 +194,8 @@ def bench_strategy(
 
 def time_reference(name: str, model: LlamaGen, config: BenchConfig, layout: Layout, sampling: Sampling) -> float:
     """Median seconds per image of the reference decoder (batch 1) on the same model."""
-    reference = build_preset(name, **strategy_params(name, config.window))
-    target = decoding_model(name, model)
+    reference = build_preset(split_window(name)[0], **strategy_params(name, config.window))
+    target = decoding_model(split_window(name)[0], model)
     times = []
     for image in range(config.reference_images):
         start = time.perf_counter()

@@ -40,3 +40,16 @@ def test_bench_refuses_too_few_images_and_unknown_models() -> None:
     with pytest.raises(InvalidParameterError, match="llamagen-huge"):
         BenchConfig(model="llamagen-huge")
     assert main(["bench", "--model", "nope"]) == 2
+
+
+def test_bench_sets_one_strategy_window_with_a_colon(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["bench", "--model", "llamagen-tiny", "--grid", "3", "--strategies", "sjd:1,gumbel-jacobi-above:9"]
+    assert main([*argv, "--window", "4", "--images", "10", "--warmup", "0", "--threads", "1", "--json"]) == 0
+    rows = {r["strategy"]: r for r in json.loads(capsys.readouterr().out)["results"]}
+    assert rows["sjd:1"]["forward_passes_mean"] == 9  # window 1: the bonus cell only, one cell per pass
+    assert 1 <= rows["gumbel-jacobi-above:9"]["forward_passes_mean"] <= 9
+    for row in rows.values():  # the reported ratio is the ratio of the reported latencies
+        assert row["speedup_over_ar"] == rows["ar"]["latency_s_median"] / row["latency_s_median"]
+    for bad, message in [("sjd:0", "int >= 1"), ("sjd:x", "int >= 1"), ("ar:4", "no window"), ("nope", "nope")]:
+        with pytest.raises(InvalidParameterError, match=message):
+            BenchConfig(strategies=(bad,))

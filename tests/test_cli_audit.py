@@ -11,8 +11,11 @@ import pytest
 from PIL import Image
 
 from jacobi_oracle.cli import main
-from jacobi_oracle.oracle.audit import plot_file_name
+from jacobi_oracle.models.registry import build_model
+from jacobi_oracle.mutants.catalogue import gumbel_jacobi_wrong_cell
+from jacobi_oracle.oracle.audit import Auditor, AuditRow, plot_file_name
 from jacobi_oracle.reference.presets import PRESETS, Preset, sjdpp
+from jacobi_oracle.spec.sampling import Sampling
 
 SMALL = ["--model", "hash-tiny", "--time-limit", "60"]  # V=2, 2x2: each preset in about a second
 KEYS = {"strategy", "total_variation", "lossless", "mean_forward_passes", "step_compression"}
@@ -77,3 +80,30 @@ def test_audit_table_and_usage_errors(capsys: pytest.CaptureFixture[str]) -> Non
     assert main(["audit", *SMALL, "--presets", "no-such-preset"]) == 2
     assert "no-such-preset" in capsys.readouterr().err
     assert main(["audit", *SMALL, "--runs", "0"]) == 2
+
+
+def test_fixed_noise_presets_are_judged_pathwise_and_a_broken_one_fails(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """gumbel-jacobi reads G(cell) more often than the exact engine's joint law covers on
+    `hash` (V = 3): the audit judges it token for token against Gumbel AR. Negative control: a
+    fixed-noise decoder that commits one stale draft, registered as lossless, fails the audit."""
+    broken = Preset(
+        "gj-broken", "stale draft", lambda window=3: gumbel_jacobi_wrong_cell(window), True, reuses_noise=True
+    )
+    monkeypatch.setitem(PRESETS, "gj-broken", broken)
+    code, out = audit_json(capsys, "--model", "hash", "--presets", "gumbel-jacobi,gumbel-jacobi-above,gj-broken")
+    rows = {row["strategy"]: row for row in out["presets"]}
+    for name in ("gumbel-jacobi", "gumbel-jacobi-above"):
+        assert rows[name]["engine"] == "pathwise" and rows[name]["measured_lossless"] is True, rows[name]
+        assert rows[name]["step_compression"] > 1.0
+    assert rows["gj-broken"]["measured_lossless"] is False  # (it reads less noise: the exact engine judges it)
+    assert code == 1 and not out["passed"]
+    # the pathwise row itself rejects the broken decoder, naming the noise draw
+    case = build_model("hash")
+    auditor = Auditor(case, Sampling())
+    problem = auditor.problem_for(broken)
+    base = AuditRow("gj-broken", "ok", True, False, "T=1", None, None, None, None, 0.0)
+    row = auditor.pathwise_row(base, gumbel_jacobi_wrong_cell(), problem, 32, 0, "test")
+    assert row.engine == "pathwise" and row.measured_lossless is False and row.claim_violated
+    assert "first mismatch KeyedRandomness(0, " in row.detail

@@ -6,6 +6,11 @@ registered later show up automatically (the audit iterates PRESETS). `greedy_onl
 (Jacobi) are judged under greedy sampling, where their claim applies. A preset the exact engine
 cannot finish within `time_limit` seconds is reported as timed out, never waited on.
 
+A preset that reads a cell's noise vector again and again (`reuses_noise`, e.g. fixed-noise
+Jacobi) past what the exact engine's joint Gumbel law covers (`NoiseReuseError`) is judged by
+the pathwise engine instead (oracle/pathwise.py): token for token against Gumbel AR on
+`map_runs` (or DEFAULT_MAP_RUNS) noise draws; its row says `engine: pathwise`, with no TV.
+
 Acceptance maps: for each preset, the mean (over sampled runs with KeyedRandomness) of the
 pass in which each grid cell was committed (`Decoded.commit_pass`).
 """
@@ -27,7 +32,8 @@ from ..spec.model import Model, ModelWrapper, Problem
 from ..spec.randomness import KeyedRandomness
 from ..spec.sampling import Sampling
 from ..spec.strategy import SteppedDecoder
-from .exact import Law, compare_laws, exact_ar_law, exact_output_law, single_threaded
+from .exact import Law, NoiseReuseError, compare_laws, exact_ar_law, exact_output_law, single_threaded
+from .pathwise import check_pathwise
 
 DEFAULT_TIME_LIMIT = 120.0  # seconds of exact enumeration per preset before it is reported as timed out
 DEFAULT_MAP_RUNS = 32  # sampled runs per acceptance map
@@ -78,6 +84,7 @@ class AuditRow:
     acceptance_map: tuple[tuple[float, ...], ...] | None = None  # [H][W] mean commit pass
     sampled_step_compression: float | None = None  # AR passes / mean passes of the sampled runs
     reused_keys: tuple[str, ...] = ()  # random keys read a second time on some path (exact engine)
+    engine: str = "exact"  # "exact", or "pathwise" (token for token vs Gumbel AR on sampled noise)
 
     @property
     def claim_violated(self) -> bool:
@@ -184,11 +191,40 @@ class Auditor:
             except AuditTimeout as error:
                 row = replace(base, status="timeout", detail=str(error))
                 map_runs = map_runs or DEFAULT_MAP_RUNS
+            except NoiseReuseError as error:
+                if not preset.reuses_noise:  # an accidental reuse is a finding, not a fallback
+                    raise
+                row = self.pathwise_row(
+                    base, strategy, problem, map_runs or DEFAULT_MAP_RUNS, seed, type(error).__name__
+                )
             if map_runs > 0:
                 row = self.sampled_row(row, strategy, problem, map_runs, seed)
         except Exception as error:  # a broken or unsupported preset must not stop the audit
             row = replace(base, status="error", detail=f"{type(error).__name__}: {error}")
         return replace(row, seconds=time.perf_counter() - started)
+
+    def pathwise_row(
+        self, base: AuditRow, strategy: SteppedDecoder[Any], problem: Problem, runs: int, seed: int, why: str
+    ) -> AuditRow:
+        """`base` judged by the pathwise engine: `runs` keyed noise draws against Gumbel AR."""
+        watched = DeadlineModel(problem.model, time.perf_counter() + self.time_limit, self.time_limit, "pathwise runs")
+        try:
+            verdict = check_pathwise(strategy, replace(problem, model=watched), samples=runs, seed=seed)
+        except AuditTimeout as error:
+            return replace(base, status="timeout", engine="pathwise", detail=str(error))
+        equal = runs - verdict.mismatches
+        detail = f"pathwise: {equal}/{runs} noise draws equal to ar-gumbel (the exact engine refused: {why})"
+        if verdict.counterexample is not None:
+            example = verdict.counterexample
+            detail += f"; first mismatch KeyedRandomness({example.seed}, {example.sample}) cell {example.cell}"
+        return replace(
+            base,
+            engine="pathwise",
+            measured_lossless=verdict.equal,
+            mean_forward_passes=verdict.mean_forward_passes,
+            step_compression=verdict.step_compression,
+            detail=detail,
+        )
 
     def sampled_row(
         self, row: AuditRow, strategy: SteppedDecoder[Any], problem: Problem, runs: int, seed: int

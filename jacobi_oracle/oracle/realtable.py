@@ -69,6 +69,9 @@ REAL_MODEL_PARAMS: dict[str, dict[str, Any]] = {
     "pjd-causal": {"context": 8, "window": 8},
     "pjd-exact": {"context": 8, "window": 8, "verify": 16},
     "zipar": {"window": 8},
+    # fixed-noise Jacobi gains from long windows (drafts far ahead converge while they wait);
+    # 128 is the fastest on one CPU thread at 24x24 (benchmarks/REAL_MODEL.md, the window sweep)
+    "gumbel-jacobi-above": {"window": 128},
 }
 DEFAULT_WINDOW = 16
 NOT_ON_REAL_MODEL = {"lpd": "needs a position-query model (LPD's own training)"}
