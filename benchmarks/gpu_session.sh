@@ -5,21 +5,25 @@
 #                bash benchmarks/gpu_session.sh bench-raster  (XL 24x24: ar, sjd, sjdpp-exact, jacobi)
 #                bash benchmarks/gpu_session.sh bench-2d      (XL 24x24: ar, pjd, pjd-exact, zipar)
 #                bash benchmarks/gpu_session.sh precision     (bf16 vs float32 law, exact presets)
+#                bash benchmarks/gpu_session.sh bench-coupled (trained model 24x24: the coupled presets,
+#                     gumbel-jacobi-above's window sweep; the issue-12 latency ratio on a GPU)
 #   smoke (CPU): SMOKE=1 bash benchmarks/gpu_session.sh all   (toy sizes; tests/test_gpu_session.py)
 #
 # Results land in $OUT (the device tool returns that folder): device.txt, <step>.json / .txt.
 # The device image has PyTorch but no package index, so the package runs from the checkout
 # (PYTHONPATH) with the image's own numpy / scipy / rich / safetensors / hypothesis.
 set -euo pipefail
-step=${1:?usage: gpu_session.sh tests|bench-raster|bench-2d|precision|all}
+step=${1:?usage: gpu_session.sh tests|bench-raster|bench-2d|precision|bench-coupled|all}
 OUT=${OUT:-$(mktemp -d)}
 mkdir -p "$OUT"
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 PY=${PYTHON:-python3}
 if [ "${SMOKE:-0}" = 1 ]; then
   model=llamagen-tiny grid=4 images=10 prec_images=10 ref=1 warm=0 dtype=float32 judge=float64 device=cpu
+  trained_grid=4 sweep=4,16 threads=(--threads 1)
 else
   model=llamagen-XL grid=24 images=10 prec_images=50 ref=2 warm=1 dtype=bfloat16 judge=float32 device=cuda
+  trained_grid=24 sweep=64,128,256,576 threads=()
   nvidia-smi >"$OUT/device.txt" 2>&1 || true
 fi
 cli() { "$PY" -m jacobi_oracle.cli "$@"; }
@@ -35,11 +39,15 @@ run_step() {
     precision)
       cli precision --model "$model" --grid "$grid" --strategies ar,sjd,sjdpp-exact,pjd-exact --dtype "$dtype" \
         --judge-dtype "$judge" --images "$prec_images" --cfg 4 --device "$device" --json >"$OUT/precision.json" || true ;;
+    bench-coupled)  # float32: the trained model's acceptance rates, as on the CPU table
+      windows=$(echo "$sweep" | tr ',' '\n' | sed 's/^/gumbel-jacobi-above:/' | paste -sd, -)
+      cli bench --model trained --grid "$trained_grid" --cfg 2 --images "$images" --warmup "$warm" \
+        --strategies "ar,sjd,mc-sjd,scd-gumbel,gumbel-jacobi,$windows" --device "$device" "${threads[@]}" --json >"$OUT/bench-coupled.json" ;;
     *) echo "unknown step $1" >&2; exit 2 ;;
   esac
 }
 if [ "$step" = all ]; then
-  for s in tests bench-raster bench-2d precision; do run_step "$s"; done
+  for s in tests bench-raster bench-2d precision bench-coupled; do run_step "$s"; done
 else
   run_step "$step"
 fi

@@ -29,6 +29,16 @@ def test_the_precision_step_reports_a_verdict(tmp_path: Path) -> None:
     assert {r["strategy"] for r in report["results"]} == {"ar", "sjd", "sjdpp-exact", "pjd-exact"}
 
 
+def test_the_coupled_bench_step_sweeps_the_fixed_noise_window(tmp_path: Path) -> None:
+    env = os.environ | {"SMOKE": "1", "OUT": str(tmp_path), "PYTHON": sys.executable}
+    subprocess.run(["bash", str(SCRIPT), "bench-coupled"], cwd=ROOT, env=env, check=True, capture_output=True)
+    rows = {r["strategy"]: r for r in json.loads((tmp_path / "bench-coupled.json").read_text())["results"]}
+    sweep = {"gumbel-jacobi-above:4", "gumbel-jacobi-above:16"}
+    assert set(rows) == {"ar", "sjd", "mc-sjd", "scd-gumbel", "gumbel-jacobi"} | sweep
+    assert rows["ar"]["forward_passes_mean"] == 16  # trained model, 4x4 smoke grid
+    assert all(1 <= r["forward_passes_mean"] <= 16 for r in rows.values())
+
+
 def test_an_unknown_step_is_refused(tmp_path: Path) -> None:
     env = os.environ | {"SMOKE": "1", "OUT": str(tmp_path), "PYTHON": sys.executable}
     done = subprocess.run(["bash", str(SCRIPT), "nope"], cwd=ROOT, env=env, capture_output=True, text=True)
