@@ -10,7 +10,8 @@ from typing import Literal
 from ..models.registry import MODELS, ModelCase, build_model
 from ..oracle.exact import LOSSLESS_TOLERANCE, ExactVerdict, check_exact
 from ..oracle.pathwise import PathwiseVerdict, check_pathwise
-from ..oracle.statistical import StatisticalVerdict, statistical_check
+from ..oracle.statistical import StatisticalVerdict
+from ..oracle.statistical.sequential import sequential_check
 from ..spec.errors import InvalidParameterError, UnsupportedStrategyError
 from ..spec.layout import Layout
 from ..spec.model import Model, Problem
@@ -21,7 +22,7 @@ from .adapter import CallableDecoder, DecoderFn, wrap_decoder
 Engine = Literal["auto", "exact", "stat"]
 ENGINES: tuple[Engine, ...] = ("auto", "exact", "stat")
 DEFAULT_MODEL = "hash-tiny"
-DEFAULT_BUDGET = 2000  # samples for the statistical engine
+DEFAULT_BUDGET = 2000  # most samples of a statistical check (when no time budget is given)
 DEFAULT_ALPHA = 1e-6  # false-fail probability of one assert_lossless call (statistical engine)
 EXACT_AUTO_SEQUENCES = 64  # "auto" enumerates when V ** L is at most this many sequences
 
@@ -54,21 +55,30 @@ def assert_lossless(
     layout: Layout | None = None,
     condition: int | None = None,
     sampling: Sampling | None = None,
-    budget: int = DEFAULT_BUDGET,
+    budget: int | None = None,
     alpha: float = DEFAULT_ALPHA,
     engine: Engine = "auto",
     seed: int = 0,
+    seconds: float | None = None,
+    workers: int = 1,
 ) -> LosslessReport:
     """Raise AssertionError (with TV / p-values / effect sizes / power and a repro snippet)
-    unless `decoder`'s output law equals vanilla AR sampling on `model`."""
+    unless `decoder`'s output law equals vanilla AR sampling on `model`.
+
+    The statistical engine is sequential: it judges growing sample sets, stops at the first
+    rejection, and otherwise runs to `budget` samples (default DEFAULT_BUDGET, unlimited when
+    only `seconds` is given) or `seconds`, on `workers` processes. Its false-fail probability
+    is `alpha` however early it stops."""
     strategy = as_strategy(decoder)
     problem = resolve_problem(model, layout, condition, sampling)
     chosen = choose_engine(strategy, problem, engine)
-    repro = repro_snippet(strategy, model, problem, budget, alpha, chosen, seed)
+    if budget is None and seconds is None:
+        budget = DEFAULT_BUDGET
+    repro = repro_snippet(strategy, model, problem, budget, alpha, chosen, seed, seconds)
     if chosen == "exact":
         report = exact_report(strategy, problem, repro)
     else:
-        report = statistical_report(strategy, problem, budget, alpha, seed, repro)
+        report = statistical_report(strategy, problem, budget, alpha, seed, repro, seconds, workers)
     if not report.passed:
         raise AssertionError(report.message)
     return report
@@ -176,9 +186,16 @@ def exact_message(verdict: ExactVerdict, repro: str) -> str:
 
 
 def statistical_report(
-    strategy: Strategy, problem: Problem, budget: int, alpha: float, seed: int, repro: str
+    strategy: Strategy,
+    problem: Problem,
+    budget: int | None,
+    alpha: float,
+    seed: int,
+    repro: str,
+    seconds: float | None = None,
+    workers: int = 1,
 ) -> LosslessReport:
-    verdict = statistical_check(strategy, problem, budget, alpha=alpha, seed=seed)
+    verdict = sequential_check(strategy, problem, alpha, budget, seconds, seed, workers)
     return LosslessReport(
         strategy.name, "stat", verdict.passed, verdict, statistical_message(strategy, verdict, alpha, repro)
     )
@@ -186,9 +203,10 @@ def statistical_report(
 
 def statistical_message(strategy: Strategy, verdict: StatisticalVerdict, alpha: float, repro: str) -> str:
     status = "passed" if verdict.passed else "FAILED"
+    stop = f"stopped at look {len(verdict.looks)} of a sequential check" if verdict.looks else "one look"
     lines = [
         f"decoder {strategy.name!r} {status} the statistical lossless check "
-        f"({verdict.budget} samples, false-fail probability {alpha:g})",
+        f"({verdict.budget} samples, {verdict.seconds:.3g} s, {stop}; false-fail probability {alpha:g})",
         f"  {'test':<28} {'statistic':>12} {'p-value':>11} {'alpha':>10} {'effect':>10}",
     ]
     for test in verdict.tests:
@@ -200,13 +218,25 @@ def statistical_message(strategy: Strategy, verdict: StatisticalVerdict, alpha: 
     lines.append(
         f"  power: detects w.p. >= 0.99 a per-cell TV >= {verdict.power:.3g}, a pair TV >= {verdict.power_pair:.3g}, "
         f"a surprise shift >= {verdict.power_surprise:.3g} nats/token ({verdict.reference} reference)"
+        + (
+            f"; any departure of the whole law of TV >= {verdict.power_sequence:.3g}"
+            if verdict.power_sequence is not None
+            else ""
+        )
     )
     lines += ["repro:", repro]
     return "\n".join(lines)
 
 
 def repro_snippet(
-    strategy: Strategy, model: ModelSpec, problem: Problem, budget: int, alpha: float, engine: str, seed: int
+    strategy: Strategy,
+    model: ModelSpec,
+    problem: Problem,
+    budget: int | None,
+    alpha: float,
+    engine: str,
+    seed: int,
+    seconds: float | None = None,
 ) -> str:
     model_arg = repr(model) if isinstance(model, str) else "<your model / Problem>"
     args = [f"<{strategy.name}>", f"model={model_arg}", f"engine={engine!r}"]
@@ -214,4 +244,5 @@ def repro_snippet(
         args.append(f"sampling={problem.sampling!r}")
     if engine == "stat":
         args += [f"budget={budget}", f"alpha={alpha:g}", f"seed={seed}"]
+        args += [f"seconds={seconds:g}"] if seconds is not None else []
     return "  from jacobi_oracle.testing import assert_lossless\n  assert_lossless(" + ", ".join(args) + ")"

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 import numpy as np
@@ -28,13 +28,14 @@ from ...spec.errors import InvalidParameterError
 from ...spec.model import Problem
 from ...spec.randomness import EventKey, KeyedRandomness, Randomness
 from ...spec.strategy import SteppedDecoder, Strategy
-from ..exact import single_threaded
+from ..exact import MemoModel, single_threaded
 
 FIXED_POINT = 1 << 24  # real-valued terms are summed as integers in units of 2^-24
 PIT_BINS = 1024  # fine histogram of PIT values (KS at its edges; chi-square on merged bins)
 MAX_POSITION_BUCKETS = 256  # per-position tables coarsen larger vocabularies into this many buckets
 MAX_PAIR_BUCKETS = 16  # adjacent-pair tables coarsen into this many buckets per token
 AUX_PURPOSE = "oracle-pit"  # event purpose of the oracle's own uniforms (never used by decoders)
+ENUMERATION_LIMIT = 4096  # V^L up to this: the AR law is computed exactly, whole sequences are counted
 
 IntArray = npt.NDArray[np.int64]
 
@@ -45,6 +46,22 @@ def to_fixed(value: float) -> int:
 
 def from_fixed(value: int | np.int64) -> float:
     return float(value) / FIXED_POINT
+
+
+def is_enumerable(problem: Problem) -> bool:
+    return float(problem.model.vocab_size) ** problem.layout.num_cells <= ENUMERATION_LIMIT
+
+
+def sequence_index(tokens: tuple[int, ...], vocab_size: int) -> int:
+    """The rank of `tokens` in `itertools.product(range(V), repeat=L)` order (base-V digits)."""
+    index = 0
+    for token in tokens:
+        index = index * vocab_size + token
+    return index
+
+
+def empty_counts(*shape: int) -> IntArray:
+    return np.zeros(shape, np.int64)
 
 
 def bucket_count(vocab_size: int, limit: int) -> int:
@@ -80,6 +97,8 @@ class CountTables:
     residual_pit: IntArray  # [PIT_BINS] randomised PIT of residual tokens under norm(max(0, p - q))
     bonus_pit: IntArray  # [PIT_BINS] randomised PIT of bonus tokens under p
     draft_pit: IntArray  # [PIT_BINS] randomised PIT of every verified draft under its stored q
+    # [V^L] count of every whole sequence (rank `sequence_index`); [0] when V^L > ENUMERATION_LIMIT
+    sequences: IntArray = field(default_factory=lambda: empty_counts(0))
 
     @staticmethod
     def empty(problem: Problem) -> CountTables:
@@ -98,6 +117,7 @@ class CountTables:
             residual_pit=np.zeros(PIT_BINS, np.int64),
             bonus_pit=np.zeros(PIT_BINS, np.int64),
             draft_pit=np.zeros(PIT_BINS, np.int64),
+            sequences=np.zeros(vocab**cells if is_enumerable(problem) else 0, np.int64),
         )
 
     def arrays(self) -> dict[str, IntArray]:
@@ -121,7 +141,8 @@ class CountTables:
 
     @staticmethod
     def from_json(obj: dict[str, Any]) -> CountTables:
-        return CountTables(**{f.name: np.asarray(obj[f.name], dtype=np.int64) for f in fields(CountTables)})
+        """Tables written before whole sequences were counted load with `sequences` = [0]."""
+        return CountTables(**{f.name: np.asarray(obj.get(f.name, []), dtype=np.int64) for f in fields(CountTables)})
 
 
 def pit_bin(u: float) -> int:
@@ -219,23 +240,57 @@ def teacher_forced_probs(problem: Problem, tokens: tuple[int, ...]) -> torch.Ten
     return run_queries(problem, keys, cells, visible)
 
 
-def record_calibration(tables: CountTables, problem: Problem, tokens: tuple[int, ...], aux: KeyedRandomness) -> None:
+@dataclass(frozen=True)
+class Calibration:
+    """What teacher forcing says about one finished sample, per cell t: F_t(x_t - 1), p_t(x_t),
+    the surprise term -log p_t(x_t) - H_t and Var_t in fixed point (None: p_t(x_t) = 0)."""
+
+    below: tuple[float, ...]
+    p_token: tuple[float, ...]
+    surprise: tuple[int | None, ...]
+    variance: tuple[int, ...]
+
+
+def compute_calibration(problem: Problem, tokens: tuple[int, ...]) -> Calibration:
     probs = teacher_forced_probs(problem, tokens)
     log_probs = torch.log(probs)
     plogp = torch.where(probs > 0, probs * log_probs, torch.zeros_like(probs))
     entropy = -plogp.sum(dim=1)  # H_t
     second = torch.where(probs > 0, probs * log_probs**2, torch.zeros_like(probs)).sum(dim=1)
     variance = torch.clamp(second - entropy**2, min=0.0)  # Var_t of -log p(x_t)
+    below, p_token, surprise = [], [], []
     for cell, token in enumerate(tokens):
-        p_token = float(probs[cell, token])
+        p = float(probs[cell, token])
+        below.append(float(probs[cell, :token].sum()) if token else 0.0)
+        p_token.append(p)
+        surprise.append(to_fixed(-math.log(p) - float(entropy[cell])) if p > 0.0 else None)
+    return Calibration(tuple(below), tuple(p_token), tuple(surprise), tuple(to_fixed(float(v)) for v in variance))
+
+
+def record_calibration(
+    tables: CountTables,
+    problem: Problem,
+    tokens: tuple[int, ...],
+    aux: KeyedRandomness,
+    cache: dict[tuple[int, ...], Calibration] | None = None,
+) -> None:
+    """Teacher-forced PIT and surprise of one sample. `cache` (sequence -> Calibration) saves
+    the forward pass for sequences seen before: only worth it when there are few of them."""
+    calibration = cache.get(tokens) if cache is not None else None
+    if calibration is None:
+        calibration = compute_calibration(problem, tokens)
+        if cache is not None:
+            cache[tokens] = calibration
+    for cell, surprise in enumerate(calibration.surprise):
         tables.surprise[0] += 1
-        if p_token <= 0.0:
+        if surprise is None:
             tables.surprise[1] += 1  # impossible under AR: a certain failure, kept out of the sums
             continue
         u = aux.uniform(EventKey(AUX_PURPOSE, 0, cell))
-        tables.pit[pit_bin(randomised_pit(probs[cell], token, u))] += 1
-        tables.surprise[2] += to_fixed(-math.log(p_token) - float(entropy[cell]))
-        tables.surprise[3] += to_fixed(float(variance[cell]))
+        pit = calibration.below[cell] + u * calibration.p_token[cell]
+        tables.pit[pit_bin(min(max(pit, 0.0), 1.0))] += 1
+        tables.surprise[2] += surprise
+        tables.surprise[3] += calibration.variance[cell]
 
 
 def record_tokens(tables: CountTables, problem: Problem, tokens: tuple[int, ...]) -> None:
@@ -246,6 +301,15 @@ def record_tokens(tables: CountTables, problem: Problem, tokens: tuple[int, ...]
         tables.position[cell, bucket_of(token, vocab, bp)] += 1
     for i, (a, b) in enumerate(adjacent_pairs(problem)):
         tables.pairs[i, bucket_of(tokens[a], vocab, bq), bucket_of(tokens[b], vocab, bq)] += 1
+    if tables.sequences.size:
+        tables.sequences[sequence_index(tokens, vocab)] += 1
+
+
+def memoised(problem: Problem) -> Problem:
+    """`problem` with its model's calls answered from a cache (a no-op when already cached)."""
+    if isinstance(problem.model, MemoModel):
+        return problem
+    return Problem(MemoModel(problem.model), problem.condition, problem.layout, problem.sampling)
 
 
 def decode_sample(strategy: Strategy, problem: Problem, randomness: Randomness) -> tuple[int, ...]:
@@ -262,10 +326,19 @@ def count_samples(
     seed: int = 0,
     calibration: bool = True,
     progress: Callable[[int], None] | None = None,
+    cache: dict[tuple[int, ...], Calibration] | None = None,
 ) -> CountTables:
     """Decode one sample per index in `seeds` (noise KeyedRandomness(seed, sample=index)) and
-    count it. Disjoint index sets give tables that add up to the tables of their union."""
+    count it. Disjoint index sets give tables that add up to the tables of their union.
+    On an enumerable problem the model's calls and the teacher-forced calibration are memoised
+    (the model is a deterministic function of its inputs: the law is unchanged, bit for bit);
+    pass `cache` (and a `memoised` problem) to keep them across calls."""
     tables = CountTables.empty(problem)
+    if is_enumerable(problem):
+        problem = memoised(problem)
+        cache = {} if cache is None else cache
+    else:
+        cache = None  # sequences rarely repeat: a cache would only grow
     record = VerifierRecord(
         tables.hazard, tables.residual_pit, tables.bonus_pit, tables.draft_pit, KeyedRandomness(seed)
     )
@@ -282,7 +355,7 @@ def count_samples(
                 )
             record_tokens(tables, problem, tokens)
             if calibration:
-                record_calibration(tables, problem, tokens, noise)
+                record_calibration(tables, problem, tokens, noise, cache)
             if progress is not None:
                 progress(done)
     return tables

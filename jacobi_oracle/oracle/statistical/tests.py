@@ -181,3 +181,35 @@ def acceptance_hazard(name: str, hazard: IntArray, alpha: float) -> TestResult:
     z = (accepts[random] - expected[random]) / np.sqrt(variance[random])
     statistic = float((z**2).sum())
     return TestResult(name, statistic, float(stats.chi2.sf(statistic, int(random.sum()))), alpha, effect, detail)
+
+
+def conditional_fit(name: str, observed: IntArray, conditionals: FloatArray, alpha: float) -> TestResult:
+    """Counts [G, V] of the token at one cell, grouped by the prefix before it, against the AR
+    conditionals [G, V] of each prefix. Given the group sizes N_g, the rows are independent
+    Multinomial(N_g, p(. | g)) under AR, so the summed Pearson statistics are chi-square with
+    sum_g (K_g - 1) degrees of freedom (each row pooled like `goodness_of_fit`).
+    Effect: the mean over samples of the TV between a prefix's empirical and AR conditional."""
+    counts = observed.astype(np.float64)
+    sizes = counts.sum(axis=1)
+    expected = sizes[:, None] * conditionals
+    support = expected > 0
+    total = float(sizes.sum())
+    impossible = float(counts[~support].sum())
+    if impossible > 0:  # a token impossible after its prefix: certain failure
+        return TestResult(name, math.inf, 0.0, alpha, math.inf, {"impossible_tokens": impossible})
+    effect = 0.5 * float(np.abs(counts - expected).sum()) / total if total else 0.0
+    # rows whose every possible token is expected >= MIN_EXPECTED need no pooling: vectorised
+    plain = (sizes > 0) & np.where(support, expected >= MIN_EXPECTED, True).all(axis=1)
+    ratio = np.divide((counts - expected) ** 2, expected, out=np.zeros_like(expected), where=support)
+    statistic = float(ratio[plain].sum())
+    degrees = int((support[plain].sum(axis=1) - 1).clip(min=0).sum())
+    for row in np.flatnonzero((sizes > 0) & ~plain):
+        kept = support[row]
+        pooled_expected, (pooled,) = pool_small(expected[row][kept], counts[row][kept])
+        if pooled_expected.size >= 2:
+            statistic += float(((pooled - pooled_expected) ** 2 / pooled_expected).sum())
+            degrees += pooled_expected.size - 1
+    detail = {"degrees_of_freedom": degrees, "samples": total}
+    if degrees == 0:
+        return TestResult(name, 0.0, 1.0, alpha, effect, detail)
+    return TestResult(name, statistic, float(stats.chi2.sf(statistic, degrees)), alpha, effect, detail)
