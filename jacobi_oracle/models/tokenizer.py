@@ -7,6 +7,11 @@ With P = 4, 64 x 64 crops become 16 x 16 grids and 96 x 96 crops 24 x 24 grids.
 
 The codebook is fitted by Lloyd's k-means from a k-means++ start, all draws from one seeded
 torch.Generator, so `fit_codebook(patches, k, seed)` is deterministic on a given machine.
+
+Grey levels (the digits model) are the special case P = 1 with a fixed codebook:
+`grey_tokenizer(V)` maps each pixel to the nearest of V evenly spaced greys, id k = ink
+k / (V - 1), i.e. pixel value 1 - k / (V - 1) (id 0 is white, the background), and decodes
+an id back to that grey. The file format is the same (`tokenizer.codebook`, [V, 3]).
 """
 
 from __future__ import annotations
@@ -77,6 +82,20 @@ def fit_codebook(
             error = ((patches - centres[ids]) ** 2).sum(dim=1)
             centres[empty] = patches[error.topk(empty.numel()).indices]
     return centres
+
+
+def grey_codebook(levels: int) -> torch.Tensor:
+    """[levels, 3] evenly spaced greys from white (id 0) to black (id levels - 1)."""
+    # Verify there are at least two levels
+    if levels < 2:
+        raise InvalidParameterError(f"need at least 2 grey levels, got {levels!r}")
+    grey = 1.0 - torch.arange(levels, dtype=torch.float32) / (levels - 1)
+    return grey[:, None].expand(levels, CHANNELS).contiguous()
+
+
+def grey_tokenizer(levels: int) -> PatchTokenizer:
+    """One token per pixel: the nearest of `levels` greys (see module docstring)."""
+    return PatchTokenizer(grey_codebook(levels), patch=1)
 
 
 class PatchTokenizer:

@@ -8,6 +8,10 @@ metadata (strings): `config` (LlamaGenConfig fields, JSON), `class_names` (JSON 
 The weights do not depend on the grid (2D RoPE is computed, not learned), so one file serves
 16 x 16 and 24 x 24 grids: `TrainedModel.for_grid(24)` is the same weights with the 24 x 24
 position table.
+
+Committed models, by name (`load_named`, `--model NAME` on the command line):
+* `trained`: photos-llamagen.safetensors, crops of the photographs (patch k-means tokenizer);
+* `digits`: digits-llamagen.safetensors, scikit-learn's handwritten digits (16 grey levels).
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ from .tokenizer import PatchTokenizer
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 DEFAULT_CHECKPOINT = ASSETS / "photos-llamagen.safetensors"
+DIGITS_CHECKPOINT = ASSETS / "digits-llamagen.safetensors"
+TRAINED_MODELS = {"trained": DEFAULT_CHECKPOINT, "digits": DIGITS_CHECKPOINT}  # name -> committed file
 TOKENIZER_PREFIX = "tokenizer."
 
 
@@ -78,3 +84,11 @@ def load_trained(path: str | Path | None = None) -> TrainedModel:
     model.load_state_dict({k: v for k, v in tensors.items() if not k.startswith(TOKENIZER_PREFIX)})
     model = model.eval().requires_grad_(False)
     return TrainedModel(model, tokenizer, class_names, metadata)
+
+
+def load_named(name: str) -> TrainedModel:
+    """A committed model by name (TRAINED_MODELS)."""
+    # Verify the name is a committed model
+    if name not in TRAINED_MODELS:
+        raise InvalidParameterError(f"unknown trained model {name!r}; committed models: {', '.join(TRAINED_MODELS)}")
+    return load_trained(TRAINED_MODELS[name])
