@@ -1,6 +1,7 @@
-"""`jacobi-oracle falsefail [--seeds 200] [--alpha 0.01] [--budget 100] [--json]`: how often
-does the statistical engine fail a lossless preset? Runs it over many seeds on the mutant
-catalogue's tiny case and tests the failure count against Binomial(seeds, alpha)."""
+"""`jacobi-oracle falsefail [--seeds 200] [--alpha 0.01] [--budget 100] [--sequential [--workers W]] [--json]`:
+how often does the statistical engine fail a lossless preset? Runs it over many seeds on the mutant
+catalogue's tiny case and tests the failure count against Binomial(seeds, alpha). `--sequential`
+runs the sequential check (looks up to --budget samples; a run fails when any look rejects)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,8 @@ def add_parser(sub: Subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--alpha", type=float, default=0.01, help="false-fail probability of each run")
     parser.add_argument("--budget", type=int, default=100, help="samples per run")
     parser.add_argument("--presets", nargs="*", default=None, help="lossless presets (default: all)")
+    parser.add_argument("--sequential", action="store_true", help="sequential checks (looks up to --budget)")
+    parser.add_argument("--workers", type=int, default=1, help="sampling processes per run (--sequential)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.set_defaults(run=run)
     return parser
@@ -27,12 +30,15 @@ def add_parser(sub: Subparsers) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     presets = lossless_presets() if args.presets is None else args.presets
     with sample_progress("false-fail runs") as advance:
-        report = measure_false_fail_rate(mutant_problem(), presets, args.seeds, args.alpha, args.budget, advance)
+        report = measure_false_fail_rate(
+            mutant_problem(), presets, args.seeds, args.alpha, args.budget, advance, args.sequential, args.workers
+        )
     if args.json:
         print_json(report.to_json())
     else:
         print_table(
-            f"false-fail rate over {report.runs} runs ({report.budget} samples each)",
+            f"false-fail rate over {report.runs} {'sequential ' if report.sequential else ''}runs "
+            f"({'up to ' if report.sequential else ''}{report.budget} samples each)",
             ["failures", "rate", "alpha", "binomial p (two-sided)", "P(X >= failures)", "consistent"],
             [
                 (

@@ -13,6 +13,7 @@ from ...reference.presets import PRESETS
 from ...spec.errors import InvalidParameterError
 from ...spec.model import Problem
 from .check import statistical_check
+from .sequential import sequential_check
 
 
 @dataclass(frozen=True)
@@ -22,6 +23,7 @@ class FalseFailReport:
     alpha: float
     budget: int
     presets: tuple[str, ...]
+    sequential: bool  # each run a sequential check (looks up to `budget` samples) or a fixed-sample one
     p_value_two_sided: float  # binomial test of failures ~ Binomial(runs, alpha)
     p_value_excess: float  # one-sided: P(X >= failures) when the rate is alpha
     failed_runs: list[dict[str, Any]] = field(default_factory=list)
@@ -51,8 +53,12 @@ def measure_false_fail_rate(
     alpha: float = 0.01,
     budget: int = 100,
     progress: Callable[[int, int], None] | None = None,
+    sequential: bool = False,
+    workers: int = 1,
 ) -> FalseFailReport:
-    """Seed s checks preset presets[s % len(presets)] with noise seed s: `seeds` runs in all."""
+    """Seed s checks preset presets[s % len(presets)] with noise seed s: `seeds` runs in all.
+    `sequential`: each run is a `sequential_check` with at most `budget` samples, so a run
+    fails when ANY of its looks rejects (the false-fail probability it states is for that)."""
     # Verify the presets are lossless ones
     for name in presets:
         if name not in PRESETS or not PRESETS[name].lossless:
@@ -64,7 +70,11 @@ def measure_false_fail_rate(
     seconds = 0.0
     for seed in range(seeds):
         name = presets[seed % len(presets)]
-        verdict = statistical_check(PRESETS[name].build(), problem, budget, alpha, seed)
+        strategy = PRESETS[name].build()
+        if sequential:
+            verdict = sequential_check(strategy, problem, alpha, budget, seed=seed, workers=workers)
+        else:
+            verdict = statistical_check(strategy, problem, budget, alpha, seed)
         seconds += verdict.seconds
         if not verdict.passed:
             failed = [t.name for t in verdict.failed_tests()]
@@ -74,4 +84,4 @@ def measure_false_fail_rate(
     k = len(failures)
     two_sided = float(stats.binomtest(k, seeds, alpha).pvalue)
     excess = float(stats.binom.sf(k - 1, seeds, alpha))
-    return FalseFailReport(seeds, k, alpha, budget, tuple(presets), two_sided, excess, failures, seconds)
+    return FalseFailReport(seeds, k, alpha, budget, tuple(presets), sequential, two_sided, excess, failures, seconds)

@@ -1,0 +1,126 @@
+"""One-sample tests against the exact AR law (the `sequence` and `conditional[t]` sub-tests), the
+memoised toy sampling and the forked workers behind them.
+
+False-fail probabilities: every check of a decoder here runs at ALPHA = 1e-6; every Monte Carlo
+assertion on synthetic counts states its own bound next to it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from jacobi_oracle.mutants import get_mutant, mutant_problem
+from jacobi_oracle.oracle.statistical import count_samples, statistical_check
+from jacobi_oracle.oracle.statistical.check import compute_conditionals, compute_exact_marginals, prefix_table
+from jacobi_oracle.oracle.statistical.counts import (
+    CountTables,
+    compute_calibration,
+    decode_sample,
+    memoised,
+    record_calibration,
+    sequence_index,
+)
+from jacobi_oracle.oracle.statistical.planted import compute_sequence, compute_tilt, plant
+from jacobi_oracle.oracle.statistical.sampler import sampler
+from jacobi_oracle.oracle.statistical.tests import conditional_fit
+from jacobi_oracle.reference.presets import ar, sjd
+from jacobi_oracle.spec.randomness import KeyedRandomness
+
+ALPHA = 1e-6
+
+
+def exact_sequence_law(problem: object) -> np.ndarray:
+    law = compute_exact_marginals(problem, CountTables.empty(problem)).sequences  # type: ignore[arg-type]
+    assert law is not None
+    return law
+
+
+def test_sequence_index_and_compute_sequence_are_inverse() -> None:
+    for index in range(81):
+        tokens = compute_sequence(index, 3, 4)
+        assert sequence_index(tokens, 3) == index
+    assert compute_sequence(sequence_index((2, 0, 1, 1), 3), 3, 4) == (2, 0, 1, 1)
+
+
+def test_count_tables_count_every_whole_sequence() -> None:
+    problem = mutant_problem()
+    tables = count_samples(sjd(3), problem, range(40), seed=3, calibration=False)
+    assert tables.sequences.shape == (81,)
+    assert int(tables.sequences.sum()) == 40
+    # the per-cell counts are the sequence counts' marginals
+    marginal = tables.sequences.reshape(3, 3, 3, 3).sum(axis=(1, 2, 3))
+    assert (marginal == tables.position[0]).all()
+
+
+def test_memoised_model_decodes_the_same_tokens_and_calibration() -> None:
+    problem = mutant_problem()
+    cached = memoised(problem)
+    strategy = get_mutant("stale-q-after-reuse").build()
+    for i in range(30):
+        plain = decode_sample(strategy, problem, KeyedRandomness(5, sample=i))
+        assert decode_sample(strategy, cached, KeyedRandomness(5, sample=i)) == plain
+    tokens = (0, 1, 2, 1)
+    fresh, cache = CountTables.empty(problem), CountTables.empty(problem)
+    memo: dict = {}
+    for _ in range(2):  # the second call reads the cache
+        record_calibration(fresh, problem, tokens, KeyedRandomness(1))
+        record_calibration(cache, problem, tokens, KeyedRandomness(1), memo)
+    assert (fresh.pit == cache.pit).all() and (fresh.surprise == cache.surprise).all()
+    assert memo[tokens] == compute_calibration(problem, tokens)
+
+
+def test_forked_workers_give_the_single_process_tables_bit_for_bit() -> None:
+    problem = mutant_problem()
+    serial = count_samples(sjd(3), problem, range(300), seed=9)
+    with sampler(sjd(3), problem, 9, True, workers=2) as parallel:
+        forked = parallel.count(range(300))
+    for name, array in serial.arrays().items():
+        assert (array == forked.arrays()[name]).all(), name
+
+
+def test_conditional_fit_holds_its_level_and_rejects_a_shifted_conditional() -> None:
+    rng = np.random.default_rng(0)
+    conditionals = np.array([[0.6, 0.3, 0.1], [0.2, 0.2, 0.6], [1.0, 0.0, 0.0]])
+    sizes = np.array([300, 200, 50])
+
+    def counts(law: np.ndarray) -> np.ndarray:
+        return np.stack([rng.multinomial(n, row) for n, row in zip(sizes, law, strict=True)])
+
+    rejected = sum(not conditional_fit("c", counts(conditionals), conditionals, 0.01).passed for _ in range(400))
+    # under H0 the rejection rate at 0.01 is ~1%; P(>= 15 of 400 | rate 0.01) < 1e-3
+    assert rejected < 15
+    shifted = conditionals.copy()
+    shifted[1] = [0.35, 0.2, 0.45]
+    assert not conditional_fit("c", counts(shifted), conditionals, ALPHA).passed
+    impossible = counts(conditionals)
+    impossible[2, 1] += 1  # a token of conditional probability 0
+    assert conditional_fit("c", impossible, conditionals, ALPHA).p_value == 0.0
+
+
+def test_prefix_tables_give_the_ar_conditionals() -> None:
+    problem = mutant_problem()
+    law = exact_sequence_law(problem)
+    conditional = compute_conditionals(prefix_table(law, 2, 3, 4), 3)
+    assert conditional.shape == (9, 3)
+    assert np.allclose(conditional.sum(axis=1), 1.0)
+    first = compute_conditionals(prefix_table(law, 0, 3, 4), 3)[0]
+    assert np.allclose(first, law.reshape(3, 27).sum(axis=1))
+
+
+def test_lossless_sjd_passes_the_one_sample_tests() -> None:
+    verdict = statistical_check(sjd(3), mutant_problem(), 1000, ALPHA, seed=21)
+    names = {t.name for t in verdict.tests}
+    assert {"sequence", "conditional[1]", "conditional[3]"} <= names
+    assert verdict.passed, verdict.failed_tests()
+    assert verdict.power_sequence is not None and 0.0 < verdict.power_sequence < 1.0
+
+
+@pytest.mark.parametrize("tv", [0.15])
+def test_a_planted_worst_case_departure_fails_the_sequence_test_negative_control(tv: float) -> None:
+    """Tilt direction (chi2 ~ 4 TV^2): at 2000 samples lambda ~ 2000 * 4 * 0.15^2 = 180."""
+    problem = mutant_problem()
+    law = exact_sequence_law(problem)
+    planted = plant(ar(), law, compute_tilt(law, seed=4), tv, 3, 4)
+    verdict = statistical_check(planted, problem, 2000, ALPHA, seed=21)
+    failed = {t.name for t in verdict.failed_tests()}
+    assert "sequence" in failed or any(name.startswith("conditional") for name in failed), failed
