@@ -13,6 +13,7 @@ from jacobi_oracle.mutants import get_mutant, mutant_problem
 from jacobi_oracle.oracle.statistical import count_samples, statistical_check
 from jacobi_oracle.oracle.statistical.check import compute_conditionals, compute_exact_marginals, prefix_table
 from jacobi_oracle.oracle.statistical.counts import (
+    Calibration,
     CountTables,
     compute_calibration,
     decode_sample,
@@ -61,7 +62,7 @@ def test_memoised_model_decodes_the_same_tokens_and_calibration() -> None:
         assert decode_sample(strategy, cached, KeyedRandomness(5, sample=i)) == plain
     tokens = (0, 1, 2, 1)
     fresh, cache = CountTables.empty(problem), CountTables.empty(problem)
-    memo: dict = {}
+    memo: dict[tuple[int, ...], Calibration] = {}
     for _ in range(2):  # the second call reads the cache
         record_calibration(fresh, problem, tokens, KeyedRandomness(1))
         record_calibration(cache, problem, tokens, KeyedRandomness(1), memo)

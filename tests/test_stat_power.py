@@ -23,9 +23,10 @@ from jacobi_oracle.spec.errors import InvalidParameterError
 from jacobi_oracle.spec.sampling import Sampling
 
 ALPHA = 1e-6
+PLAIN = Sampling()
 
 
-def sequence_law(sampling: Sampling = Sampling()) -> tuple[object, np.ndarray]:
+def sequence_law(sampling: Sampling = PLAIN) -> tuple[object, np.ndarray]:
     problem = mutant_problem(sampling)
     law = compute_exact_marginals(problem, CountTables.empty(problem)).sequences
     assert law is not None
