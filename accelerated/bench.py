@@ -169,7 +169,7 @@ def bench_strategy(
         noise: list[Randomness] = [KeyedRandomness(config.seed, image * config.batch + b) for b in range(config.batch)]
         synchronize(device)
         start = time.perf_counter()
-        with torch.no_grad():
+        with torch.inference_mode():
             decoded = decoder.decode_batch(target, conditions, layout, sampling, noise)
         synchronize(device)
         if image >= config.warmup:
@@ -199,7 +199,7 @@ def time_reference(name: str, model: LlamaGen, config: BenchConfig, layout: Layo
     times = []
     for image in range(config.reference_images):
         start = time.perf_counter()
-        with torch.no_grad():
+        with torch.inference_mode():
             reference.decode(target, 0, layout, sampling, KeyedRandomness(config.seed, image))
         times.append(time.perf_counter() - start)
     return statistics.median(times)

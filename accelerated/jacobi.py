@@ -51,6 +51,9 @@ class WindowState:
     latest_target: torch.Tensor | None = None  # [B, L + W, V] each cell's latest p, spatial drafts only
     has_latest: torch.Tensor | None = None  # [B, L + W] bool
     iteration: int = 0
+    keys: int = 1  # host int: cache slots this pass reads (0 .. max frontier + W - 1, at most L)
+    aligned: bool = True  # host bool: every sample has the same frontier (always, for AR)
+    first: int = 0  # host int: the smallest frontier
 
 
 class Backend(Protocol):
@@ -74,12 +77,20 @@ class CachedLlamaGen:
         cells = state.cells  # [B, W]
         valid = cells < self.num_cells
         inputs = state.tokens.gather(1, (cells - 1).clamp(min=0))  # [B, W]
-        slots = torch.where(valid, cells, self.scratch)  # [B, W]; padded inputs write scratch slots
-        visible = (self.key_slots <= slots[:, :, None]) | (self.key_slots == 0)  # [B, W, K]: causal over the cache
+        # one frontier and no padding: every row writes slots first .. first + W - 1 (a slice)
+        contiguous = state.aligned and state.first + cells.shape[1] <= self.num_cells
+        slots = cells if contiguous else torch.where(valid, cells, self.scratch)  # padded inputs write scratch
         reps = self.class_ids.numel() // cells.shape[0]  # 2 with CFG: [cond; uncond]
-        inputs, slots, visible = inputs.repeat(reps, 1), slots.repeat(reps, 1), visible.repeat(reps, 1, 1)
-        x = self.model.embed(inputs, slots, self.class_ids)  # [B2, W, dim]
-        logits = self.model.head(self.model.run(x, slots, visible[:, None], self.caches))  # [B2, W, V]
+        inputs, slots = inputs.repeat(reps, 1), slots.repeat(reps, 1)
+        # attention over the filled prefix, slots 0 .. keys - 1; within it, causal over the cache.
+        # One cell per pass and one frontier (AR): every slot of the prefix is visible, no mask.
+        mask = None
+        if cells.shape[1] > 1 or not state.aligned:
+            visible = self.key_slots[: state.keys] <= slots[: cells.shape[0], :, None]  # [B, W, K]
+            mask = (visible if cells.shape[0] == 1 else visible.repeat(reps, 1, 1))[:, None]  # B = 1 broadcasts
+        x = self.model.embed(inputs, slots, self.class_ids, with_class=state.iteration == 0)  # [B2, W, dim]
+        write = state.first if contiguous else None
+        logits = self.model.head(self.model.run(x, slots, mask, self.caches, write, state.keys))  # [B2, W, V]
         if reps == 1:
             return logits, None
         cond, uncond = logits.chunk(2)
@@ -372,7 +383,7 @@ class AcceleratedWindowDecoder:
     ) -> Decoded:
         return self.decode_batch(model, [condition], layout, sampling, [randomness])[0]
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def decode_batch(
         self,
         model: Model,
@@ -386,27 +397,52 @@ class AcceleratedWindowDecoder:
         problems = [Problem(model, c, layout, sampling) for c in conditions]
         backend, device = self._backend(model, problems)
         streams = sample_streams(randomness, device)
-        noise = EventNoise(streams, self.rules.purposes)
+        ar = self.window == 1 and self.rules.verify == "exact"  # no cell is ever drafted: the plain AR step
+        noise = EventNoise(streams, (self.rules.bonus_purpose,) if ar else self.rules.purposes)
         num_cells, vocab = layout.num_cells, model.vocab_size
         fixed = None
         if self.rules.fixed_noise:
             fixed = cell_noise_vectors(EventNoise(streams, (CELL_NOISE_PURPOSE,)), num_cells + self.window, vocab)
         spatial = self.rules.draft == "cell-noise-above"
         state = prefill(len(problems), num_cells, self.window, vocab, device, fixed, spatial)
-        records: list[tuple[torch.Tensor, ...]] = []
-        while not bool((state.frontier >= num_cells).all()):  # the one host sync per iteration
-            valid, drafted = window_roles(state, num_cells)
+        if ar:
+            return self._decode_ar(backend, state, sampling, noise, num_cells)
+        records: list[torch.Tensor] = []  # per iteration [4, B]: frontier, k, window cells, drafted cells
+        while True:
+            low, high = torch.stack([state.frontier.min(), state.frontier.max()]).tolist()  # the one host sync
+            if low >= num_cells:
+                break
+            state.keys, state.aligned, state.first = min(high + self.window, num_cells), low == high, low
             u = noise.uniforms(state.iteration, state.cells)  # {purpose: [B, W]}
+            valid, drafted = window_roles(state, num_cells)
             fill_drafts(state, drafted, u, self.rules.draft, layout.width)
             cond, uncond = backend.window_logits(state, drafted)
             target = target_probs(sampling, cond, uncond)
             k = verify_and_refresh(state, target, valid, drafted, u, self.rules)
             n = valid.sum(dim=1)  # [B] window cells
-            records.append((state.frontier.clone(), k, n, drafted.sum(dim=1)))
+            records.append(torch.stack([state.frontier, k, n, drafted.sum(dim=1)]))
             state.frontier += torch.minimum(k + 1, n)
             state.cells = state.frontier[:, None] + torch.arange(self.window, device=device)
             state.iteration += 1
         return self._results(state, records, num_cells)
+
+    def _decode_ar(
+        self, backend: Backend, state: WindowState, sampling: Sampling, noise: EventNoise, num_cells: int
+    ) -> list[Decoded]:
+        """Window 1, no drafts: pass i commits cell i of every sample with y ~ p, drawn on the
+        events (bonus purpose, i, i), whose uniforms are hashed for the whole image up front.
+        The frontier is the pass number, so the loop needs no host sync."""
+        b = state.tokens.shape[0]
+        steps = torch.arange(num_cells, device=state.tokens.device)
+        u = noise.uniforms(steps, steps.expand(b, num_cells))[self.rules.bonus_purpose]  # [B, L]
+        undrafted = torch.zeros(b, 1, dtype=torch.bool, device=steps.device)
+        for i in range(num_cells):
+            state.iteration, state.keys, state.first = i, i + 1, i
+            state.frontier, state.cells = steps[i].expand(b), steps[i : i + 1].expand(b, 1)
+            cond, uncond = backend.window_logits(state, undrafted)
+            state.tokens[:, i : i + 1] = inverse_cdf(target_probs(sampling, cond, uncond), u[:, i : i + 1])
+        trace = tuple(IterationTrace((), (), (i,)) for i in range(num_cells))
+        return [Decoded(tuple(row), num_cells, trace) for row in state.tokens[:, :num_cells].tolist()]
 
     def _backend(self, model: Model, problems: list[Problem]) -> tuple[Backend, torch.device]:
         layout = problems[0].layout
@@ -421,9 +457,9 @@ class AcceleratedWindowDecoder:
         return QueryBackend(problems), torch.device("cpu")
 
     @staticmethod
-    def _results(state: WindowState, records: list[tuple[torch.Tensor, ...]], num_cells: int) -> list[Decoded]:
+    def _results(state: WindowState, records: list[torch.Tensor], num_cells: int) -> list[Decoded]:
         tokens = state.tokens[:, :num_cells].tolist()
-        history = [tuple(t.tolist() for t in record) for record in records]  # one transfer at the end
+        history = torch.stack(records).tolist()  # [T, 4, B]: one transfer at the end
         out = []
         for b, row in enumerate(tokens):
             traces = []

@@ -47,12 +47,13 @@ class EventNoise:
         ids = torch.tensor([purpose_id(p) for p in purposes], dtype=torch.int64, device=streams.device)
         self.prefix = splitmix64_tensor(streams[None, :] ^ ids[:, None])  # [P, B]
 
-    def hashes(self, iteration: int, cells: torch.Tensor) -> torch.Tensor:
-        """[P, B, W] int64 hashes of events (purpose, iteration, cells[b, w])."""
-        h = splitmix64_tensor(self.prefix ^ iteration)[:, :, None]  # [P, B, 1]
+    def hashes(self, iteration: int | torch.Tensor, cells: torch.Tensor) -> torch.Tensor:
+        """[P, B, W] int64 hashes of events (purpose, iteration, cells[b, w]); `iteration` is one
+        int, or [W] int64, one per column (e.g. AR's events (purpose, i, i) for a whole image)."""
+        h = splitmix64_tensor(self.prefix[:, :, None] ^ iteration)  # [P, B, 1 or W]
         return splitmix64_tensor(h ^ cells[None])
 
-    def uniforms(self, iteration: int, cells: torch.Tensor) -> dict[str, torch.Tensor]:
+    def uniforms(self, iteration: int | torch.Tensor, cells: torch.Tensor) -> dict[str, torch.Tensor]:
         """{purpose: [B, W] float64 uniforms of events (purpose, iteration, cells[b, w])}."""
         u = _shr(self.hashes(iteration, cells), 11).to(torch.float64) * (1.0 / (1 << 53))
         return dict(zip(self.purposes, u.unbind(0), strict=True))

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple, cast
 
 import torch
 import torch.nn.functional as F
@@ -132,13 +132,21 @@ def compute_rope_table(config: LlamaGenConfig) -> torch.Tensor:
     return torch.cat([torch.zeros(1, half, 2, dtype=torch.float64), table])
 
 
-def apply_rope(x: torch.Tensor, rope: torch.Tensor) -> torch.Tensor:
-    # x: [B, S, H, D]; rope: [B or 1, S, D/2, 2]; rotates interleaved pairs (x0, x1)
-    work = x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
-    pairs = work.reshape(*x.shape[:-1], -1, 2)  # [B, S, H, D/2, 2]
-    cos, sin = (rope[..., i].to(work.dtype)[:, :, None, :] for i in (0, 1))  # [B, S, 1, D/2]
-    out = torch.stack([pairs[..., 0] * cos - pairs[..., 1] * sin, pairs[..., 1] * cos + pairs[..., 0] * sin], dim=-1)
-    return out.flatten(3).type_as(x)
+def compute_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The dtype RoPE and RMSNorm compute in: float32 for half-precision inputs."""
+    return torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
+
+
+Rope = torch.Tensor  # cos + i sin: [B or 1, S, 1, D/2], complex in the compute dtype
+
+
+def apply_rope(x: torch.Tensor, rope: Rope) -> torch.Tensor:
+    # x: [B, S, H, D]; rotates interleaved pairs (x0, x1) -> (x0 cos - x1 sin, x1 cos + x0 sin),
+    # as one complex product (x0 + i x1)(cos + i sin)
+    work = compute_dtype(x.dtype)
+    pairs = (x if x.dtype == work else x.to(work)).reshape(*x.shape[:-1], -1, 2)  # [B, S, H, D/2, 2]
+    out = torch.view_as_real(torch.view_as_complex(pairs) * rope).flatten(3)
+    return out if out.dtype == x.dtype else out.to(x.dtype)
 
 
 class RMSNorm(nn.Module):
@@ -148,9 +156,14 @@ class RMSNorm(nn.Module):
         self.weight = nn.Parameter(torch.ones(dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        work = x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
-        normed = work * torch.rsqrt(work.pow(2).mean(dim=-1, keepdim=True) + self.eps)
-        return normed.type_as(x) * self.weight
+        return rms_norm(x, self.weight, self.eps)
+
+
+def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
+    """x / rms(x) * weight over the last axis, fused; half-precision inputs normalise in float32."""
+    if x.dtype == compute_dtype(x.dtype) and weight.dtype == x.dtype:
+        return F.rms_norm(x, (x.shape[-1],), weight, eps)
+    return F.rms_norm(x.float(), (x.shape[-1],), eps=eps).type_as(x) * weight
 
 
 class KVCache:
@@ -161,8 +174,12 @@ class KVCache:
         self.k = torch.zeros(shape, dtype=dtype, device=device)
         self.v = torch.zeros(shape, dtype=dtype, device=device)
 
-    def write(self, slots: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        # slots: [B, S]; k, v: [B, H_kv, S, D]
+    def write(self, slots: torch.Tensor | int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        # slots: [B, S], or an int: every row writes slots slots .. slots + S - 1; k, v: [B, H_kv, S, D]
+        if isinstance(slots, int):  # one contiguous run for the whole batch: a slice copy
+            self.k[:, :, slots : slots + k.shape[2]] = k
+            self.v[:, :, slots : slots + v.shape[2]] = v
+            return self.k, self.v
         index = slots[:, None, :, None].expand_as(k)
         self.k.scatter_(2, index, k)
         self.v.scatter_(2, index, v)
@@ -170,47 +187,28 @@ class KVCache:
 
 
 class Attention(nn.Module):
+    """Parameters of one attention layer (fused `wqkv`, `wo`); the computation is `block_step`."""
+
     def __init__(self, config: LlamaGenConfig) -> None:
         super().__init__()
-        self.config = config
         c = config
         self.wqkv = nn.Linear(c.dim, (c.n_head + 2 * c.kv_heads) * c.head_dim, bias=False)
         self.wo = nn.Linear(c.dim, c.dim, bias=False)
 
-    def forward(
-        self, x: torch.Tensor, rope: torch.Tensor, mask: torch.Tensor | None, cache: KVCache | None, slots: torch.Tensor
-    ) -> torch.Tensor:
-        # x: [B, S, dim]; mask: [B, 1, S, K] bool (None: causal over x); slots: [B, S] cache slots of x
-        b, s, _ = x.shape
-        c = self.config
-        kv = c.kv_heads * c.head_dim
-        q, k, v = self.wqkv(x).split([c.dim, kv, kv], dim=-1)
-        q = apply_rope(q.view(b, s, c.n_head, c.head_dim), rope).transpose(1, 2)  # [B, H, S, D]
-        k = apply_rope(k.view(b, s, c.kv_heads, c.head_dim), rope).transpose(1, 2)  # [B, H_kv, S, D]
-        v = v.view(b, s, c.kv_heads, c.head_dim).transpose(1, 2)
-        if cache is not None:
-            k, v = cache.write(slots, k, v)  # [B, H_kv, S_cache, D]
-        if c.kv_heads != c.n_head:
-            k = k.repeat_interleave(c.n_head // c.kv_heads, dim=1)
-            v = v.repeat_interleave(c.n_head // c.kv_heads, dim=1)
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=mask is None)
-        out: torch.Tensor = self.wo(y.transpose(1, 2).reshape(b, s, c.dim))
-        return out
-
 
 class FeedForward(nn.Module):
+    """Parameters of one SwiGLU layer (`w1`, `w3`, `w2`); the computation is `block_step`."""
+
     def __init__(self, config: LlamaGenConfig) -> None:
         super().__init__()
         self.w1 = nn.Linear(config.dim, config.ffn_hidden, bias=False)
         self.w3 = nn.Linear(config.dim, config.ffn_hidden, bias=False)
         self.w2 = nn.Linear(config.ffn_hidden, config.dim, bias=False)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out: torch.Tensor = self.w2(F.silu(self.w1(x)) * self.w3(x))
-        return out
-
 
 class TransformerBlock(nn.Module):
+    """Parameters of one pre-norm block, in the official key layout."""
+
     def __init__(self, config: LlamaGenConfig) -> None:
         super().__init__()
         self.attention = Attention(config)
@@ -218,12 +216,61 @@ class TransformerBlock(nn.Module):
         self.attention_norm = RMSNorm(config.dim, config.norm_eps)
         self.ffn_norm = RMSNorm(config.dim, config.norm_eps)
 
-    def forward(
-        self, x: torch.Tensor, rope: torch.Tensor, mask: torch.Tensor | None, cache: KVCache | None, slots: torch.Tensor
-    ) -> torch.Tensor:
-        h = x + self.attention(self.attention_norm(x), rope, mask, cache, slots)
-        out: torch.Tensor = h + self.feed_forward(self.ffn_norm(h))
-        return out
+    def weights(self) -> BlockWeights:
+        a, f = self.attention, self.feed_forward
+        return BlockWeights(
+            self.attention_norm.weight,
+            a.wqkv.weight,
+            a.wo.weight,
+            self.ffn_norm.weight,
+            f.w1.weight,
+            f.w3.weight,
+            f.w2.weight,
+        )
+
+
+class BlockWeights(NamedTuple):
+    attention_norm: torch.Tensor
+    wqkv: torch.Tensor
+    wo: torch.Tensor
+    ffn_norm: torch.Tensor
+    w1: torch.Tensor
+    w3: torch.Tensor
+    w2: torch.Tensor
+
+
+def block_step(
+    c: LlamaGenConfig,
+    w: BlockWeights,
+    x: torch.Tensor,
+    rope: Rope,
+    mask: torch.Tensor | None,
+    cache: KVCache | None,
+    slots: torch.Tensor | int,
+    keys: int | None = None,
+) -> torch.Tensor:
+    """One block over [B, S, dim] inputs at [B, S] cache slots (or an int, KVCache.write) (training and decoding alike):
+    x + attention(norm(x)), then + SwiGLU(norm(.)). Attention: without a cache, mask None is
+    causal over x; with one, each input's key / value is written at its slot and attention
+    reads cache slots 0 .. keys - 1 (all when None) under `mask` [B or 1, 1, S, K] (every
+    one of them when mask is None)."""
+    b, s, _ = x.shape
+    heads, kv_heads, d = c.n_head, c.kv_heads, c.head_dim
+    qkv = F.linear(rms_norm(x, w.attention_norm, c.norm_eps), w.wqkv).view(b, s, heads + 2 * kv_heads, d)
+    qk = apply_rope(qkv[:, :, : heads + kv_heads], rope)  # q and k rotate together
+    q, k = qk[:, :, :heads].transpose(1, 2), qk[:, :, heads:].transpose(1, 2)  # [B, H, S, D], [B, H_kv, S, D]
+    v = qkv[:, :, heads + kv_heads :].transpose(1, 2)
+    if cache is not None:
+        k, v = cache.write(slots, k, v)  # [B, H_kv, S_cache, D]
+        if keys is not None:  # the filled prefix only (a view)
+            k, v = k[:, :, :keys], v[:, :, :keys]
+    if kv_heads != heads:
+        k = k.repeat_interleave(heads // kv_heads, dim=1)
+        v = v.repeat_interleave(heads // kv_heads, dim=1)
+    y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=mask is None and cache is None)
+    h = x + F.linear(y.transpose(1, 2).reshape(b, s, c.dim), w.wo)
+    g = rms_norm(h, w.ffn_norm, c.norm_eps)
+    return h + F.linear(F.silu(F.linear(g, w.w1)) * F.linear(g, w.w3), w.w2)
 
 
 class ClassEmbedding(nn.Module):
@@ -242,6 +289,7 @@ class LlamaGen(nn.Module):
         self.norm = RMSNorm(config.dim, config.norm_eps)
         self.output = nn.Linear(config.dim, config.vocab_size, bias=False)
         self._rope = compute_rope_table(config)  # float64, not in the state dict (nor in theirs)
+        self._rope_tables: dict[tuple[torch.dtype, torch.device], Rope] = {}  # per compute dtype
         for module in self.modules():
             if isinstance(module, (nn.Linear, nn.Embedding)):
                 nn.init.normal_(module.weight, std=initializer_range)
@@ -265,20 +313,28 @@ class LlamaGen(nn.Module):
         return self.tok_embeddings.weight.detach()
 
     # -- building blocks (also used by accelerated/) --------------------------------------
-    def rope(self, slots: torch.Tensor) -> torch.Tensor:
-        """[..., head_dim / 2, 2] RoPE entries of cache slots (0 = class, 1 + p = position p);
-        scratch slots past the grid (accelerated/ padding) reuse the last entry."""
-        if self._rope.device != slots.device:
-            self._rope = self._rope.to(slots.device)
-        return self._rope[slots.clamp(max=self.num_positions)]
+    def rope(self, slots: torch.Tensor, dtype: torch.dtype = torch.float64) -> Rope:
+        """cos + i sin, [..., 1, head_dim / 2] complex in `dtype`, of cache slots (0 = class, 1 + p
+        = position p); scratch slots past the grid (accelerated/ padding) reuse the last entry.
+        The table is cast once per dtype and device, not per call."""
+        key = (dtype, slots.device)
+        if key not in self._rope_tables:
+            table = self._rope.to(device=slots.device, dtype=dtype)
+            self._rope_tables[key] = torch.complex(table[..., 0], table[..., 1])
+        return self._rope_tables[key][slots.clamp(max=self.num_positions)][..., None, :]
 
     def class_index(self, condition: int | None) -> int:
         """Row of the class table: the class, or the null class for None."""
         return self.config.num_classes if condition is None else condition
 
-    def embed(self, tokens: torch.Tensor, slots: torch.Tensor, class_ids: torch.Tensor) -> torch.Tensor:
-        """[B, S] tokens at [B, S] slots -> [B, S, dim]; slot 0 takes the class embedding of [B] ids."""
-        tok = self.tok_embeddings(tokens.clamp(min=0))
+    def embed(
+        self, tokens: torch.Tensor, slots: torch.Tensor, class_ids: torch.Tensor, with_class: bool = True
+    ) -> torch.Tensor:
+        """[B, S] tokens at [B, S] slots -> [B, S, dim]; slot 0 takes the class embedding of [B]
+        ids (`with_class=False`: the caller knows no input is at slot 0)."""
+        tok: torch.Tensor = self.tok_embeddings(tokens.clamp(min=0))
+        if not with_class:
+            return tok
         cls = self.cls_embedding.embedding_table(class_ids)[:, None, :].expand_as(tok)
         return torch.where((slots == 0)[..., None], cls, tok)
 
@@ -288,21 +344,25 @@ class LlamaGen(nn.Module):
         slots: torch.Tensor,
         mask: torch.Tensor | None,
         caches: list[KVCache] | None = None,
-        cache_slots: torch.Tensor | None = None,
+        cache_slots: torch.Tensor | int | None = None,
+        keys: int | None = None,
     ) -> torch.Tensor:
         """Blocks + final norm over [B, S, dim] inputs at [B, S] slots -> [B, S, dim] hidden states.
 
         With caches, each input's key / value is written at its slot, or at `cache_slots`
-        when given (inputs at one position that must not overwrite each other)."""
-        rope = self.rope(slots)  # [B, S, D/2, 2]
+        when given (inputs at one position that must not overwrite each other; an int: the
+        slots cache_slots .. + S - 1 in every row, written as a slice); attention reads
+        cache slots 0 .. keys - 1 (all when None) under `mask` (see Attention.forward)."""
+        rope = self.rope(slots, compute_dtype(x.dtype))  # cos, sin: [B, S, 1, D/2]
         write = slots if cache_slots is None else cache_slots
-        for i, layer in enumerate(self.layers):
-            x = layer(x, rope, mask, None if caches is None else caches[i], write)
-        out: torch.Tensor = self.norm(x)
-        return out
+        for i, layer in enumerate(cast(list[TransformerBlock], self.layers)):
+            x = block_step(
+                self.config, layer.weights(), x, rope, mask, None if caches is None else caches[i], write, keys
+            )
+        return rms_norm(x, self.norm.weight, self.config.norm_eps)
 
     def head(self, h: torch.Tensor) -> torch.Tensor:
-        logits: torch.Tensor = self.output(h)
+        logits = F.linear(h, self.output.weight)
         return logits.float() if logits.dtype in (torch.float16, torch.bfloat16) else logits
 
     def new_caches(self, batch: int, scratch: int = 0) -> list[KVCache]:
