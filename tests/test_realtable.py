@@ -109,3 +109,15 @@ def test_judging_is_the_statistical_engines_calibration(model: LlamaGen) -> None
     verdict = judge_calibration(row.surprise, row.pit, 3)
     assert [t.name for t in verdict.tests] == ["pit-chi2", "pit-ks", "surprise"]
     assert verdict.alpha == FAMILY_ALPHA / 3
+
+
+def test_the_trained_model_at_24x24_is_not_enumerable_and_does_not_overflow() -> None:
+    # V^L = 256^576 overflows a float: the enumerability check must not raise on real grids
+    from jacobi_oracle.models.trained import load_trained
+    from jacobi_oracle.oracle.statistical.counts import is_enumerable
+    from jacobi_oracle.spec.layout import Layout
+    from jacobi_oracle.spec.model import Problem
+    from jacobi_oracle.spec.sampling import Sampling
+
+    model = load_trained().for_grid(24)
+    assert not is_enumerable(Problem(model, 0, Layout(24, 24), Sampling(cfg_scale=2.0)))

@@ -49,7 +49,7 @@ def from_fixed(value: int | np.int64) -> float:
 
 
 def is_enumerable(problem: Problem) -> bool:
-    return float(problem.model.vocab_size) ** problem.layout.num_cells <= ENUMERATION_LIMIT
+    return bool(problem.model.vocab_size**problem.layout.num_cells <= ENUMERATION_LIMIT)  # exact ints: no overflow
 
 
 def sequence_index(tokens: tuple[int, ...], vocab_size: int) -> int:
