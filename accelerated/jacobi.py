@@ -204,7 +204,7 @@ def fill_drafts(state: WindowState, drafted: torch.Tensor, u: dict[str, torch.Te
             known = (state.cells >= width) & state.has_latest.gather(1, above)
             q = torch.where(known[:, :, None], _at_cells(state.latest_target, above), uniform)
         token = gumbel_max(q, _at_cells(state.cell_noise, state.cells))
-    _write(state, need, token, q, has_draft=True)
+    _write_drafts(state, need, token, q)
 
 
 def target_probs(sampling: Sampling, cond: torch.Tensor, uncond: torch.Tensor | None) -> torch.Tensor:
@@ -324,37 +324,30 @@ def verify_and_refresh(
     k, committed_token = verify(state, target, drafted, u, rules)
     next_draft, next_q = refresh(state, target, drafted, u, rules)
     position = torch.arange(state.cells.shape[1], device=target.device)[None, :]
-    commit = valid & (position <= k[:, None])
-    _write(state, commit, committed_token, target, has_draft=False)
-    _write(state, valid & ~commit, next_draft, next_q, has_draft=True, last_target=target)
+    # one write per field at every window cell: cells frontier .. frontier + k are committed
+    # (q = p), the rest carry their next draft. Padded cells (>= L) have their own scratch
+    # columns, which nothing reads, so validity needs no mask here.
+    commit = position <= k[:, None]  # [B, W]
+    cells, index = state.cells, state.cells[:, :, None].expand_as(target)
+    state.tokens.scatter_(1, cells, torch.where(commit, committed_token, next_draft))
+    state.has_draft.scatter_(1, cells, ~commit)
+    state.draft_probs.scatter_(1, index, torch.where(commit[:, :, None], target, next_q))
+    state.has_last.scatter_(1, cells, ~commit)
+    state.last_target.scatter_(1, index, target)  # read only where has_last
     if state.latest_target is not None and state.has_latest is not None:  # every queried cell's latest p
-        index = state.cells[:, :, None].expand_as(target)
-        state.latest_target.scatter_(
-            1, index, torch.where(valid[:, :, None], target, state.latest_target.gather(1, index))
-        )
-        state.has_latest.scatter_(1, state.cells, valid | state.has_latest.gather(1, state.cells))
+        state.latest_target.scatter_(1, index, target)
+        state.has_latest.scatter_(1, cells, valid)
     return k
 
 
-def _write(
-    state: WindowState,
-    where: torch.Tensor,
-    token: torch.Tensor,
-    q: torch.Tensor,
-    has_draft: bool,
-    last_target: torch.Tensor | None = None,
-) -> None:
-    # masked scatter at the window cells: [B, W] where / token, [B, W, V] q (cells are distinct per row)
+def _write_drafts(state: WindowState, where: torch.Tensor, token: torch.Tensor, q: torch.Tensor) -> None:
+    """New first drafts at the window cells where [B, W] `where`: token [B, W], law q [B, W, V]
+    (no remembered p yet); the other cells keep theirs (cells are distinct per row)."""
     cells, index = state.cells, state.cells[:, :, None].expand_as(q)
     state.tokens.scatter_(1, cells, torch.where(where, token, state.tokens.gather(1, cells)))
-    state.has_draft.scatter_(1, cells, torch.where(where, has_draft, state.has_draft.gather(1, cells)))
+    state.has_draft.scatter_(1, cells, where | state.has_draft.gather(1, cells))
     state.draft_probs.scatter_(1, index, torch.where(where[:, :, None], q, state.draft_probs.gather(1, index)))
-    has_last = last_target is not None
-    state.has_last.scatter_(1, cells, torch.where(where, has_last, state.has_last.gather(1, cells)))
-    if last_target is not None:
-        state.last_target.scatter_(
-            1, index, torch.where(where[:, :, None], last_target, state.last_target.gather(1, index))
-        )
+    state.has_last.scatter_(1, cells, ~where & state.has_last.gather(1, cells))
 
 
 # -- the strategy -----------------------------------------------------------------------------
