@@ -34,6 +34,7 @@ from . import ACCELERATED, WINDOW_DECODERS, build_accelerated
 MODEL_PREFIX = "llamagen-"
 TRAINED = "trained"  # jacobi_oracle/assets/photos-llamagen.safetensors (models/trained.py)
 MIN_TIMED_IMAGES = 10
+HF_PEER = "hf"
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,7 @@ class BenchConfig:
     checkpoint: str | None = None
     threads: int | None = None  # CPU threads (1 avoids contention on a loaded machine)
     reference_images: int = 0  # also time reference/ (query contract, no cache) on this many images
+    peer: str | None = None  # "hf": also time transformers' Llama `generate` of the same size
 
     def __post_init__(self) -> None:
         # Verify the model name, the image count and the dtype
@@ -63,6 +65,8 @@ class BenchConfig:
             raise InvalidParameterError(f"unknown bench model {self.model!r}; known: {names}")
         for entry in self.strategies:
             strategy_params(entry, self.window)  # raises on an unknown preset or a bad name:W
+        if self.peer not in (None, HF_PEER):
+            raise InvalidParameterError(f"unknown peer {self.peer!r}; known: {HF_PEER}")
         if self.images < MIN_TIMED_IMAGES:
             raise InvalidParameterError(f"images must be >= {MIN_TIMED_IMAGES} (median latency), got {self.images}")
         if self.dtype not in ("float32", "float64", "bfloat16", "float16"):
@@ -205,6 +209,73 @@ def time_reference(name: str, model: LlamaGen, config: BenchConfig, layout: Layo
     return statistics.median(times)
 
 
+def hf_peer_model(model: LlamaGen) -> Any:
+    """transformers' LlamaForCausalLM of `model`'s size (width, depth, heads, SwiGLU width,
+    vocabulary + class rows), random weights: the decoder a user would otherwise run."""
+    try:
+        from transformers import LlamaConfig, LlamaForCausalLM
+    except ImportError as error:  # the `hf` extra
+        raise InvalidParameterError("--peer hf needs transformers: pip install -e '.[hf]'") from error
+    c = model.config
+    config = LlamaConfig(
+        vocab_size=c.vocab_size + c.num_classes + 1,
+        hidden_size=c.dim,
+        intermediate_size=c.ffn_hidden,
+        num_hidden_layers=c.n_layer,
+        num_attention_heads=c.n_head,
+        num_key_value_heads=c.kv_heads,
+        max_position_embeddings=1 + c.num_positions,
+        rms_norm_eps=c.norm_eps,
+        tie_word_embeddings=False,
+    )
+    torch.manual_seed(0)
+    weight = model.output.weight
+    peer: Any = LlamaForCausalLM(config)
+    return peer.to(device=weight.device, dtype=weight.dtype).eval()
+
+
+def bench_hf_peer(model: LlamaGen, config: BenchConfig, layout: Layout, device: torch.device) -> dict[str, Any]:
+    """transformers `generate` (sampling at T = 1, no top-k, KV cache on) of one image's tokens
+    per call, batch 2 per image when CFG is on (the cost of the unconditional row; generate
+    does not mix the rows, so its tokens are not CFG samples: timing only)."""
+    peer = hf_peer_model(model)
+    rows = 2 * config.batch if config.cfg_scale != 1.0 else config.batch
+    prompt = torch.zeros(rows, 1, dtype=torch.long, device=device)
+    cells = layout.num_cells
+    latencies = []
+    for image in range(config.warmup + config.images):
+        synchronize(device)
+        start = time.perf_counter()
+        with torch.inference_mode():
+            out = peer.generate(
+                prompt,
+                attention_mask=torch.ones_like(prompt),
+                max_new_tokens=cells,
+                min_new_tokens=cells,
+                do_sample=True,
+                top_k=0,
+                temperature=1.0,
+                use_cache=True,
+                pad_token_id=0,
+            )
+        synchronize(device)
+        # Verify generate produced every cell (an early stop would flatter the peer)
+        if out.shape[1] != 1 + cells:
+            raise InvalidParameterError(f"hf generate returned {out.shape[1] - 1} tokens, expected {cells}")
+        if image >= config.warmup:
+            latencies.append((time.perf_counter() - start) / config.batch)
+    latency = statistics.median(latencies)
+    return {
+        "strategy": "hf-generate (peer)",
+        "forward_passes_mean": float(cells),
+        "forward_passes_sd": 0.0,
+        "step_compression": 1.0,
+        "latency_s_median": latency,
+        "tokens_per_s": cells / latency,
+        "time_per_pass_s": latency * config.batch / cells,
+    }
+
+
 def run_bench(config: BenchConfig, command: str, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     threads = torch.get_num_threads()
     if config.threads is not None:
@@ -228,6 +299,10 @@ def _run_bench(config: BenchConfig, command: str, progress: Callable[[str], None
         if progress is not None:
             progress(name)
         rows.append(bench_strategy(name, model, config, layout, sampling, device))
+    if config.peer == HF_PEER:
+        if progress is not None:
+            progress("hf generate (peer)")
+        rows.append(bench_hf_peer(model, config, layout, device))
     ar = next(r for r in rows if r["strategy"] == "ar")
     for row in rows:
         row["speedup_over_ar"] = ar["latency_s_median"] / row["latency_s_median"]

@@ -53,3 +53,14 @@ def test_bench_sets_one_strategy_window_with_a_colon(capsys: pytest.CaptureFixtu
     for bad, message in [("sjd:0", "int >= 1"), ("sjd:x", "int >= 1"), ("ar:4", "no window"), ("nope", "nope")]:
         with pytest.raises(InvalidParameterError, match=message):
             BenchConfig(strategies=(bad,))
+
+
+def test_bench_times_the_hf_generate_peer_in_the_same_run(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["bench", "--model", "llamagen-tiny", "--grid", "3", "--strategies", "ar", "--peer", "hf", "--cfg", "2"]
+    assert main([*argv, "--images", "10", "--warmup", "0", "--threads", "1", "--json"]) == 0
+    rows = {r["strategy"]: r for r in json.loads(capsys.readouterr().out)["results"]}
+    peer = rows["hf-generate (peer)"]
+    assert peer["forward_passes_mean"] == 9 and peer["step_compression"] == 1.0  # one token per step, every cell
+    assert peer["speedup_over_ar"] == rows["ar"]["latency_s_median"] / peer["latency_s_median"]
+    with pytest.raises(InvalidParameterError, match="peer"):
+        BenchConfig(peer="vllm")

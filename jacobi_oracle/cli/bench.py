@@ -20,6 +20,7 @@ def add_parser(sub: Subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--dtype", default="float32", help="float32, float64, bfloat16, float16")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's)")
     parser.add_argument("--reference-images", type=int, default=0, help="also time reference/ on N images")
+    parser.add_argument("--peer", default=None, help="hf: also time transformers' Llama generate of the same size")
     parser.set_defaults(run=run)
     return parser
 
@@ -41,6 +42,7 @@ def run(args: argparse.Namespace) -> int:
         checkpoint=args.checkpoint,
         threads=args.threads,
         reference_images=args.reference_images,
+        peer=args.peer,
     )
     command = "jacobi-oracle " + shlex.join(sys.argv[1:]) if sys.argv[1:2] == ["bench"] else "jacobi-oracle bench"
     console = stderr_console()
