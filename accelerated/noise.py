@@ -79,13 +79,14 @@ def keyed_gumbel_argmax(
 
 def inverse_cdf(probs: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
     """[..., V] probs, [...] uniforms -> [...] tokens: spec.randomness.inverse_cdf per row."""
+    vocab = probs.shape[-1]
     cumulative = torch.cumsum(probs, dim=-1)
-    target = (u * cumulative[..., -1])[..., None]
-    t = torch.searchsorted(cumulative, target, right=True).clamp(max=probs.shape[-1] - 1)
-    # step back over zero-mass tokens: the last token with mass at or before t
-    ids = torch.arange(probs.shape[-1], device=probs.device).expand_as(probs)
-    last_with_mass = torch.where(probs > 0, ids, -1).cummax(dim=-1).values
-    return last_with_mass.gather(-1, t)[..., 0]
+    t = torch.searchsorted(cumulative, (u * cumulative[..., -1])[..., None], right=True)[..., 0]
+    # Below V, the first t with cumsum[t] > u * sum has probs[t] > 0 (cumsum[t] > cumsum[t - 1]
+    # in floats too); only past the end (rounding) does the spec step back, to the last token
+    # with mass.
+    last_with_mass = ((probs > 0) * torch.arange(vocab, device=probs.device)).amax(dim=-1)
+    return torch.where(t < vocab, t, last_with_mass)
 
 
 def keyed_categorical(

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from jacobi_oracle.accelerated import WINDOW_DECODERS, AcceleratedDecoder, build_accelerated
 from jacobi_oracle.accelerated.jacobi import AcceleratedWindowDecoder, Rules
+from jacobi_oracle.accelerated.noise import inverse_cdf as device_inverse_cdf
 from jacobi_oracle.accelerated.noise import keyed_categorical, keyed_uniforms, sample_streams
 from jacobi_oracle.models.llamagen import LlamaGen, llamagen_config
 from jacobi_oracle.models.registry import ModelCase, build_model
@@ -24,6 +25,7 @@ from jacobi_oracle.spec.errors import InvalidParameterError, UnsupportedStrategy
 from jacobi_oracle.spec.layout import Layout
 from jacobi_oracle.spec.model import Model
 from jacobi_oracle.spec.randomness import EventKey, GeneratorRandomness, KeyedRandomness, Randomness
+from jacobi_oracle.spec.randomness import inverse_cdf as spec_inverse_cdf
 from jacobi_oracle.spec.sampling import Sampling
 from jacobi_oracle.spec.strategy import Decoded
 
@@ -127,6 +129,20 @@ def test_device_uniforms_equal_the_keyed_uniforms(seed: int, sample: int, iterat
     assert tokens == [
         noise.categorical(probs[0, i], EventKey("fresh", iteration, int(c))) for i, c in enumerate(cells[0])
     ]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    masses=st.lists(st.sampled_from([0.0, 0.0, 1e-300, 1e-17, 0.1, 0.3, 1.0]), min_size=1, max_size=9),
+    u=st.one_of(st.floats(0.0, 1.0, exclude_max=True), st.just(1.0 - 2.0**-53), st.just(0.0)),
+)
+def test_device_inverse_cdf_is_the_spec_rule_at_every_edge(masses: list[float], u: float) -> None:
+    # zero-mass tokens anywhere, the last ones included, and uniforms at the very top of [0, 1)
+    probs = torch.tensor(masses, dtype=torch.float64)
+    if float(probs.sum()) == 0.0:
+        probs[len(masses) // 2] = 1.0
+    fast = int(device_inverse_cdf(probs[None, None], torch.tensor([[u]], dtype=torch.float64))[0, 0])
+    assert fast == spec_inverse_cdf(probs, u) and float(probs[fast]) > 0.0
 
 
 def test_a_decoder_drawing_on_other_keys_is_caught() -> None:
