@@ -167,10 +167,11 @@ def bench_strategy(
 ) -> dict[str, Any]:
     decoder = build_accelerated(split_window(name)[0], **strategy_params(name, config.window))
     target = decoding_model(split_window(name)[0], model)
-    conditions: list[int | None] = [i % model.num_classes for i in range(config.batch)]
     latencies, passes = [], []
     for image in range(config.warmup + config.images):
-        noise: list[Randomness] = [KeyedRandomness(config.seed, image * config.batch + b) for b in range(config.batch)]
+        samples = [image * config.batch + b for b in range(config.batch)]  # classes cycle over the images
+        conditions: list[int | None] = [s % model.num_classes for s in samples]
+        noise: list[Randomness] = [KeyedRandomness(config.seed, s) for s in samples]
         synchronize(device)
         start = time.perf_counter()
         with torch.inference_mode():
