@@ -17,6 +17,7 @@ from jacobi_oracle.oracle.statistical.counts import (
     CountTables,
     compute_calibration,
     decode_sample,
+    is_speculative,
     memoised,
     record_calibration,
     sequence_index,
@@ -24,7 +25,7 @@ from jacobi_oracle.oracle.statistical.counts import (
 from jacobi_oracle.oracle.statistical.planted import compute_sequence, compute_tilt, plant
 from jacobi_oracle.oracle.statistical.sampler import sampler
 from jacobi_oracle.oracle.statistical.tests import conditional_fit
-from jacobi_oracle.reference.presets import ar, sjd
+from jacobi_oracle.reference.presets import ar, gumbel_jacobi, sjd
 from jacobi_oracle.spec.randomness import KeyedRandomness
 
 ALPHA = 1e-6
@@ -125,3 +126,15 @@ def test_a_planted_worst_case_departure_fails_the_sequence_test_negative_control
     verdict = statistical_check(planted, problem, 2000, ALPHA, seed=21)
     failed = {t.name for t in verdict.failed_tests()}
     assert "sequence" in failed or any(name.startswith("conditional") for name in failed), failed
+
+
+def test_fixed_noise_decoders_are_judged_on_their_output_law_only() -> None:
+    """gumbel-jacobi's verifier is not speculative sampling (its acceptance reuses the draft's
+    noise): the verifier tests would false-fail it, so they are not run; its output still is."""
+    problem = mutant_problem()
+    verdict = statistical_check(gumbel_jacobi(3), problem, 1000, ALPHA, seed=2)
+    names = {t.name for t in verdict.tests}
+    assert not names & {"accept-hazard", "residual-pit", "bonus-pit", "draft-pit"}
+    assert {"sequence", "surprise"} <= names
+    assert verdict.passed, verdict.failed_tests()
+    assert is_speculative(sjd(3)) and not is_speculative(gumbel_jacobi(3)) and not is_speculative(ar())

@@ -7,8 +7,8 @@
     def test_on_a_bigger_model(lossless_oracle):
         lossless_oracle(my_decoder)                      # the marker's keywords become defaults
 
-Options: --lossless-budget N, --lossless-alpha A, --lossless-engine auto|exact|stat override
-every call. Importing this module is cheap: the oracle (and torch) load on first use.
+Options: --lossless-budget N, --lossless-seconds S, --lossless-alpha A, --lossless-engine
+auto|exact|stat override every call. Importing this module is cheap: the oracle (and torch) load on first use.
 """
 
 from __future__ import annotations
@@ -22,12 +22,18 @@ if TYPE_CHECKING:
     from .assertions import LosslessReport
 
 MARKER = "lossless"
-OPTIONS = {"budget": "--lossless-budget", "alpha": "--lossless-alpha", "engine": "--lossless-engine"}
+OPTIONS = {
+    "budget": "--lossless-budget",
+    "seconds": "--lossless-seconds",
+    "alpha": "--lossless-alpha",
+    "engine": "--lossless-engine",
+}
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("jacobi-oracle", "jacobi-oracle lossless decoding checks")
-    group.addoption(OPTIONS["budget"], type=int, default=None, help="samples per statistical check")
+    group.addoption(OPTIONS["budget"], type=int, default=None, help="most samples per statistical check")
+    group.addoption(OPTIONS["seconds"], type=float, default=None, help="time budget per statistical check")
     group.addoption(OPTIONS["alpha"], type=float, default=None, help="false-fail probability per check")
     group.addoption(OPTIONS["engine"], choices=["auto", "exact", "stat"], default=None, help="force an engine")
 
@@ -36,7 +42,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
         f"{MARKER}(**kwargs): defaults for the lossless_oracle fixture "
-        "(model, layout, condition, sampling, budget, alpha, engine, seed)",
+        "(model, layout, condition, sampling, budget, seconds, alpha, engine, seed, workers)",
     )
 
 

@@ -90,8 +90,8 @@ def sequential_check(
         Sampler(strategy, problem, seed, True, workers) as decoder,
         Sampler(AutoRegressive(), problem, seed, False, workers if not enumerable else 1) as ar,
     ):
-        for look, target in enumerate(compute_look_sizes(cap, first, growth), start=1):
-            target = fit_to_time(target, tables.num_samples, started, seconds)
+        for look, planned in enumerate(compute_look_sizes(cap, first, growth), start=1):
+            target = fit_to_time(planned, tables.num_samples, started, seconds)
             if target <= tables.num_samples:
                 break
             report = None if progress is None else _reporter(progress, tables.num_samples, cap)
@@ -108,7 +108,7 @@ def sequential_check(
             looks.append(
                 Look(target, look_alpha, verdict.seconds, verdict.passed, worst.p_value, worst.name),
             )
-            if not verdict.passed:
+            if not verdict.passed or target < planned:  # a rejection, or the look the time left allowed
                 break
     assert verdict is not None, "the first look always runs"
     return replace(verdict, alpha=alpha, seconds=time.perf_counter() - started, looks=tuple(looks))
