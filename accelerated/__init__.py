@@ -3,7 +3,8 @@
 build_accelerated("sjd", window=16).decode(model, condition, layout, sampling, KeyedRandomness(seed))
 
 * raster-window presets (ar, sjd, sjd-uniform, jacobi, sjdpp, sjdpp-exact, mc-sjd, mc-sjd-official,
-  scd-gumbel, gumbel-jacobi, gumbel-jacobi-above): accelerated/jacobi.py,
+  scd-gumbel, gumbel-jacobi, gumbel-jacobi-above, mc-sjd-above, sjd-sample-above):
+  accelerated/jacobi.py,
   static KV cache, device-side verification, batched;
 * every other preset (pjd, pjd-causal, pjd-exact, zipar, gsd, lantern, the spatial SJD
   initialisations): accelerated/prefix_cache.py, the reference engine on a model that caches the
@@ -32,6 +33,7 @@ from .jacobi import (
     accelerated_mc_sjd,
     accelerated_scd_gumbel,
     accelerated_sjd,
+    accelerated_sjd_sample_above,
     accelerated_sjdpp,
 )
 from .prefix_cache import PrefixCachedDecoder
@@ -65,7 +67,9 @@ ACCELERATED: dict[str, Callable[..., AcceleratedDecoder]] = {
         window, threshold, True, use_cache
     ),
     "mc-sjd": accelerated_mc_sjd,
-    "mc-sjd-official": lambda window=3, use_cache=True: accelerated_mc_sjd(window, True, use_cache),
+    "mc-sjd-official": lambda window=3, use_cache=True: accelerated_mc_sjd(window, True, use_cache=use_cache),
+    "mc-sjd-above": lambda window=3, use_cache=True: accelerated_mc_sjd(window, above=True, use_cache=use_cache),
+    "sjd-sample-above": accelerated_sjd_sample_above,
     "scd-gumbel": accelerated_scd_gumbel,
     "gumbel-jacobi": accelerated_gumbel_jacobi,
     "gumbel-jacobi-above": lambda window=3, use_cache=True: accelerated_gumbel_jacobi(window, True, use_cache),

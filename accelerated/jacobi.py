@@ -185,25 +185,28 @@ def window_roles(state: WindowState, num_cells: int) -> tuple[torch.Tensor, torc
 
 def fill_drafts(state: WindowState, drafted: torch.Tensor, u: dict[str, torch.Tensor], rule: str, width: int) -> None:
     """Step 2: a first draft for every drafted cell without one. RandomDrafter ("one-hot",
-    "uniform"): a uniformly random token (keyed "init"); CellNoiseDrafter ("cell-noise",
-    "cell-noise-above"): argmax(log q + G(cell)) with q uniform, or the latest p of the cell
-    `width` cells above where there is one."""
+    "uniform"): a uniformly random token (keyed "init"); SpatialDrafter("above", "sample")
+    ("sample-above"): drawn (keyed "init") from the latest p of the cell `width` cells above,
+    q = that p, else RandomDrafter's one-hot draft; CellNoiseDrafter ("cell-noise",
+    "cell-noise-above"): argmax(log q + G(cell)) with q uniform, or the cell above's latest p."""
     b, w = state.cells.shape
     vocab = state.draft_probs.shape[-1]
     need = drafted & ~state.has_draft.gather(1, state.cells)  # [B, W]
     uniform = torch.full((b, w, vocab), 1.0 / vocab, dtype=torch.float64, device=need.device)
-    if rule in ("one-hot", "uniform"):
-        token = inverse_cdf(uniform, u["init"])  # [B, W]
-        q = uniform if rule == "uniform" else torch.nn.functional.one_hot(token, vocab).to(torch.float64)
-    else:
+    law, known = uniform, None
+    if rule.endswith("above"):  # the cell above's latest p, where there is one
+        assert state.latest_target is not None and state.has_latest is not None
+        above = (state.cells - width).clamp(min=0)
+        known = (state.cells >= width) & state.has_latest.gather(1, above)
+        law = torch.where(known[:, :, None], _at_cells(state.latest_target, above), uniform)
+    if rule.startswith("cell-noise"):
         assert state.cell_noise is not None
-        q = uniform
-        if rule == "cell-noise-above":
-            assert state.latest_target is not None and state.has_latest is not None
-            above = (state.cells - width).clamp(min=0)
-            known = (state.cells >= width) & state.has_latest.gather(1, above)
-            q = torch.where(known[:, :, None], _at_cells(state.latest_target, above), uniform)
-        token = gumbel_max(q, _at_cells(state.cell_noise, state.cells))
+        token, q = gumbel_max(law, _at_cells(state.cell_noise, state.cells)), law
+    else:
+        token = inverse_cdf(law, u["init"])  # [B, W]
+        q = uniform if rule == "uniform" else torch.nn.functional.one_hot(token, vocab).to(torch.float64)
+        if known is not None:
+            q = torch.where(known[:, :, None], law, q)
     _write_drafts(state, need, token, q)
 
 
@@ -226,8 +229,8 @@ def compute_residuals(target: torch.Tensor, draft_probs: torch.Tensor) -> torch.
 class Rules:
     """The parts of a raster-window preset (reference/drafters.py, verifiers.py)."""
 
-    # RandomDrafter(q="one-hot" / "uniform"); CellNoiseDrafter(above=False / True)
-    draft: Literal["one-hot", "uniform", "cell-noise", "cell-noise-above"] = "one-hot"
+    # RandomDrafter(q="one-hot" / "uniform"); SpatialDrafter("above", "sample"); CellNoiseDrafter(above)
+    draft: Literal["one-hot", "uniform", "sample-above", "cell-noise", "cell-noise-above"] = "one-hot"
     verify: Literal["exact", "greedy", "fixed-noise"] = "exact"  # ExactRule / GreedyRule / FixedNoiseVerifier
     # FreshSample, Argmax, Reuse(stale / mixture), MaximalCoupling(official), GumbelCoupling Refresher
     refresh: Literal["fresh", "argmax", "reuse-stale", "reuse-mixture", "couple", "couple-official", "gumbel"] = "fresh"
@@ -396,7 +399,7 @@ class AcceleratedWindowDecoder:
         fixed = None
         if self.rules.fixed_noise:
             fixed = cell_noise_vectors(EventNoise(streams, (CELL_NOISE_PURPOSE,)), num_cells + self.window, vocab)
-        spatial = self.rules.draft == "cell-noise-above"
+        spatial = self.rules.draft.endswith("above")  # the drafter reads the cell above's latest p
         state = prefill(len(problems), num_cells, self.window, vocab, device, fixed, spatial)
         if ar:
             return self._decode_ar(backend, state, sampling, noise, num_cells)
@@ -490,9 +493,16 @@ def accelerated_sjdpp(
     return AcceleratedWindowDecoder("sjdpp-exact" if exact else "sjdpp", window, rules, use_cache)
 
 
-def accelerated_mc_sjd(window: int = 3, official: bool = False, use_cache: bool = True) -> AcceleratedWindowDecoder:
-    rules = Rules(refresh="couple-official" if official else "couple")
-    return AcceleratedWindowDecoder("mc-sjd-official" if official else "mc-sjd", window, rules, use_cache)
+def accelerated_mc_sjd(
+    window: int = 3, official: bool = False, above: bool = False, use_cache: bool = True
+) -> AcceleratedWindowDecoder:
+    rules = Rules(draft="sample-above" if above else "one-hot", refresh="couple-official" if official else "couple")
+    name = ("mc-sjd-official" if official else "mc-sjd") + ("-above" if above else "")
+    return AcceleratedWindowDecoder(name, window, rules, use_cache)
+
+
+def accelerated_sjd_sample_above(window: int = 3, use_cache: bool = True) -> AcceleratedWindowDecoder:
+    return AcceleratedWindowDecoder("sjd-sample-above", window, Rules(draft="sample-above"), use_cache)
 
 
 def accelerated_scd_gumbel(window: int = 3, use_cache: bool = True) -> AcceleratedWindowDecoder:

@@ -149,12 +149,18 @@ def sjdpp(window: int = DEFAULT_WINDOW, threshold: float = 1.0, exact: bool = Fa
     )
 
 
-def mc_sjd(window: int = DEFAULT_WINDOW, official: bool = False) -> ComposedStrategy:
+def mc_sjd(window: int = DEFAULT_WINDOW, official: bool = False, above: bool = False) -> ComposedStrategy:
     """SJD with SCD's maximal-coupling refresh (spec/coupling.md); `official` records a kept
-    draft's old q, as the official sampler does."""
+    draft's old q, as the official sampler does; `above` draws first drafts from the cell
+    above's remembered p (SJD++ 4.2's spatial initialisation, q = that p)."""
     refresher = MaximalCouplingRefresher(official)
     name = "mc-sjd-official" if official else "mc-sjd"
-    return raster_window_strategy(name, window, SpeculativeVerifier(), refresher=refresher)
+    if not above:
+        return raster_window_strategy(name, window, SpeculativeVerifier(), refresher=refresher)
+    drafter = SpatialDrafter("above", "sample")
+    return raster_window_strategy(
+        f"{name}-above", window, SpeculativeVerifier(), drafter, refresher, remember_targets=drafter.reads_targets
+    )
 
 
 def scd_gumbel(window: int = DEFAULT_WINDOW) -> ComposedStrategy:
@@ -223,6 +229,14 @@ register(
     )
 )
 register(Preset("mc-sjd", "SJD with SCD's maximal-coupling refresh, coupled drafts recorded with q = p", mc_sjd, True))
+register(
+    Preset(
+        "mc-sjd-above",
+        "mc-sjd whose first drafts are sampled from the cell above's p (q = that p): coupling + spatial drafts",
+        lambda window=DEFAULT_WINDOW: mc_sjd(window, above=True),
+        lossless=True,
+    )
+)
 register(
     Preset(
         "mc-sjd-official",

@@ -168,7 +168,8 @@ def test_a_batch_whose_samples_share_noise_is_caught() -> None:
         assert_identical(slow, broken, config)
 
 
-COUPLED = ("mc-sjd", "mc-sjd-official", "scd-gumbel", "gumbel-jacobi", "gumbel-jacobi-above")
+COUPLED: tuple[str, ...] = ("mc-sjd", "mc-sjd-official", "scd-gumbel", "gumbel-jacobi", "gumbel-jacobi-above")
+COUPLED += ("mc-sjd-above", "sjd-sample-above")  # and the spatial draft rule the -above presets share
 
 
 @pytest.mark.parametrize("strategy", COUPLED)
