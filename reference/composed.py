@@ -37,6 +37,12 @@ class ComposedStrategy(PhasedDecoder[JacobiState, Plan, dict[int, torch.Tensor]]
     mask: Mask
     remember_targets: bool = False  # keep each cell's latest p in the state (spatial drafters)
 
+    def __post_init__(self) -> None:
+        # A drafter that reads remembered p (`reads_targets`) gets them: derived from the part,
+        # never left to the caller (left off, a spatial drafter would silently draft at random)
+        if getattr(self.initial_drafter, "reads_targets", False):
+            self.remember_targets = True
+
     def start(self, problem: Problem) -> JacobiState:
         state = JacobiState.empty(problem.layout.num_cells)
         return replace(state, targets=(None,) * len(state.drafts)) if self.remember_targets else state

@@ -112,7 +112,6 @@ def raster_window_strategy(
     verifier: Verifier,
     initial_drafter: InitialDrafter | None = None,
     refresher: Refresher | None = None,
-    remember_targets: bool = False,
 ) -> ComposedStrategy:
     """One raster window under the causal mask; random one-hot drafts and SJD refinement unless
     a part is given."""
@@ -123,7 +122,6 @@ def raster_window_strategy(
         verifier=verifier,
         refresher=FreshSampleRefresher() if refresher is None else refresher,
         mask=CausalMask(),
-        remember_targets=remember_targets,
     )
 
 
@@ -138,7 +136,7 @@ def sjd_spatial(
     """SJD with an SJD++ 4.2 spatial initialisation of new drafts."""
     drafter = SpatialDrafter(neighbour, mode)
     name = f"sjd-{mode}-{neighbour}"
-    return raster_window_strategy(name, window, SpeculativeVerifier(), drafter, remember_targets=drafter.reads_targets)
+    return raster_window_strategy(name, window, SpeculativeVerifier(), drafter)
 
 
 def sjdpp(window: int = DEFAULT_WINDOW, threshold: float = 1.0, exact: bool = False) -> ComposedStrategy:
@@ -157,9 +155,8 @@ def mc_sjd(window: int = DEFAULT_WINDOW, official: bool = False, above: bool = F
     name = "mc-sjd-official" if official else "mc-sjd"
     if not above:
         return raster_window_strategy(name, window, SpeculativeVerifier(), refresher=refresher)
-    drafter = SpatialDrafter("above", "sample")
     return raster_window_strategy(
-        f"{name}-above", window, SpeculativeVerifier(), drafter, refresher, remember_targets=drafter.reads_targets
+        f"{name}-above", window, SpeculativeVerifier(), SpatialDrafter("above", "sample"), refresher
     )
 
 
@@ -180,7 +177,6 @@ def gumbel_jacobi(window: int = DEFAULT_WINDOW, above: bool = False) -> Composed
         FixedNoiseVerifier(),
         drafter,
         GumbelCouplingRefresher(),
-        remember_targets=drafter.reads_targets,
     )
 
 

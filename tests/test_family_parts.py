@@ -310,3 +310,25 @@ def test_relaxed_rules_refuse_a_draft_its_q_cannot_have_drawn(rule: GroupedRule 
     draft_probs = torch.tensor([0.0, 0.5, 0.5, 0.0], dtype=torch.float64)
     with pytest.raises(ProbabilityError, match="draft token 0"):
         rule.acceptance_probability(PROBLEM, target, Draft(0, draft_probs))
+
+
+def test_a_drafter_that_reads_targets_gets_them_without_being_asked() -> None:
+    """remember_targets is derived from the parts: SJD with the spatial sample drafter swapped
+    in, remember_targets left at False, decodes exactly like the registered preset."""
+    from dataclasses import replace
+
+    from jacobi_oracle.models.registry import build_model
+    from jacobi_oracle.reference.drafters import SpatialDrafter
+    from jacobi_oracle.reference.presets import sjd
+    from jacobi_oracle.spec.model import Problem
+    from jacobi_oracle.spec.randomness import KeyedRandomness
+    from jacobi_oracle.spec.sampling import Sampling
+
+    swapped = replace(sjd(3), initial_drafter=SpatialDrafter("above", "sample"))
+    assert swapped.remember_targets
+    registered = build_preset("sjd-sample-above", window=3)
+    case = build_model("transformer-16")
+    problem = Problem(case.model, case.condition, case.layout, Sampling())
+    for sample in range(5):
+        noise = KeyedRandomness(7, sample)
+        assert swapped.decode_problem(problem, noise).trace == registered.decode_problem(problem, noise).trace
