@@ -1,11 +1,12 @@
 """Benchmark of the accelerated decoders against accelerated AR and against AR's physical floor.
 
 Per strategy: forward passes per image, latency per image (median over >= 10 timed images after
-warm-up), tokens/s, speed-up over accelerated AR, step compression. For AR also the time per
-step against its floor: max(weight bytes / measured copy bandwidth, measured empty-op launch
-time). Weights are random (LlamaGen architecture at its published size) unless a local
-checkpoint in the official layout is given; random weights make timings real but acceptance
-rates (and so step compression) unrepresentative of a trained model.
+warm-up; the strategies' images interleaved, so load changes hit every row alike), tokens/s,
+speed-up over accelerated AR, step compression. For AR also the time per step against its
+floor: max(weight bytes / measured copy bandwidth, measured empty-op launch time). Weights are
+random (LlamaGen architecture at its published size) unless a local checkpoint in the official
+layout is given; random weights make timings real but acceptance rates (and so step
+compression) unrepresentative of a trained model.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ MODEL_PREFIX = "llamagen-"
 TRAINED = "trained"  # jacobi_oracle/assets/photos-llamagen.safetensors (models/trained.py)
 MIN_TIMED_IMAGES = 10
 HF_PEER = "hf"
+HF_PEER_ROW = "hf-generate (peer)"
 
 
 @dataclass(frozen=True)
@@ -162,14 +164,16 @@ def decoding_model(name: str, model: LlamaGen) -> Model:
     return model if name in WINDOW_DECODERS else RowEntryProxy(model)
 
 
-def bench_strategy(
+def image_timer(
     name: str, model: LlamaGen, config: BenchConfig, layout: Layout, sampling: Sampling, device: torch.device
-) -> dict[str, Any]:
+) -> Callable[[int], tuple[float, list[int]]]:
+    """A function timing preset `name`'s image `image` (a batch of config.batch samples):
+    seconds per sample and each sample's forward passes. Classes cycle over the samples."""
     decoder = build_accelerated(split_window(name)[0], **strategy_params(name, config.window))
     target = decoding_model(split_window(name)[0], model)
-    latencies, passes = [], []
-    for image in range(config.warmup + config.images):
-        samples = [image * config.batch + b for b in range(config.batch)]  # classes cycle over the images
+
+    def time_image(image: int) -> tuple[float, list[int]]:
+        samples = [image * config.batch + b for b in range(config.batch)]
         conditions: list[int | None] = [s % model.num_classes for s in samples]
         noise: list[Randomness] = [KeyedRandomness(config.seed, s) for s in samples]
         synchronize(device)
@@ -177,24 +181,24 @@ def bench_strategy(
         with torch.inference_mode():
             decoded = decoder.decode_batch(target, conditions, layout, sampling, noise)
         synchronize(device)
-        if image >= config.warmup:
-            latencies.append((time.perf_counter() - start) / config.batch)
-            passes += [d.forward_passes for d in decoded]
+        return (time.perf_counter() - start) / config.batch, [d.forward_passes for d in decoded]
+
+    return time_image
+
+
+def summarise(name: str, latencies: list[float], passes: list[int], cells: int, batch: int) -> dict[str, Any]:
+    """A bench row: median latency per image over the timed images, passes, step compression."""
     latency = statistics.median(latencies)
     mean_passes = statistics.fmean(passes)
-    row: dict[str, Any] = {
+    return {
         "strategy": name,
         "forward_passes_mean": mean_passes,
         "forward_passes_sd": statistics.pstdev(passes),
-        "step_compression": layout.num_cells / mean_passes,
+        "step_compression": cells / mean_passes,
         "latency_s_median": latency,
-        "tokens_per_s": layout.num_cells / latency,
-        "time_per_pass_s": latency * config.batch / mean_passes,
+        "tokens_per_s": cells / latency,
+        "time_per_pass_s": latency * batch / mean_passes,
     }
-    if config.reference_images:
-        row["reference_latency_s_median"] = time_reference(name, model, config, layout, sampling)
-        row["speedup_over_reference"] = row["reference_latency_s_median"] / latency
-    return row
 
 
 def time_reference(name: str, model: LlamaGen, config: BenchConfig, layout: Layout, sampling: Sampling) -> float:
@@ -235,16 +239,18 @@ def hf_peer_model(model: LlamaGen) -> Any:
     return peer.to(device=weight.device, dtype=weight.dtype).eval()
 
 
-def bench_hf_peer(model: LlamaGen, config: BenchConfig, layout: Layout, device: torch.device) -> dict[str, Any]:
-    """transformers `generate` (sampling at T = 1, no top-k, KV cache on) of one image's tokens
-    per call, batch 2 per image when CFG is on (the cost of the unconditional row; generate
-    does not mix the rows, so its tokens are not CFG samples: timing only)."""
+def hf_image_timer(
+    model: LlamaGen, config: BenchConfig, layout: Layout, device: torch.device
+) -> Callable[[int], tuple[float, list[int]]]:
+    """Times transformers `generate` (sampling at T = 1, no top-k, KV cache on) of one image's
+    tokens per call, batch 2 per sample when CFG is on (the cost of the unconditional row;
+    generate does not mix the rows, so its tokens are not CFG samples: timing only)."""
     peer = hf_peer_model(model)
     rows = 2 * config.batch if config.cfg_scale != 1.0 else config.batch
     prompt = torch.zeros(rows, 1, dtype=torch.long, device=device)
     cells = layout.num_cells
-    latencies = []
-    for image in range(config.warmup + config.images):
+
+    def time_image(image: int) -> tuple[float, list[int]]:
         synchronize(device)
         start = time.perf_counter()
         with torch.inference_mode():
@@ -263,18 +269,9 @@ def bench_hf_peer(model: LlamaGen, config: BenchConfig, layout: Layout, device: 
         # Verify generate produced every cell (an early stop would flatter the peer)
         if out.shape[1] != 1 + cells:
             raise InvalidParameterError(f"hf generate returned {out.shape[1] - 1} tokens, expected {cells}")
-        if image >= config.warmup:
-            latencies.append((time.perf_counter() - start) / config.batch)
-    latency = statistics.median(latencies)
-    return {
-        "strategy": "hf-generate (peer)",
-        "forward_passes_mean": float(cells),
-        "forward_passes_sd": 0.0,
-        "step_compression": 1.0,
-        "latency_s_median": latency,
-        "tokens_per_s": cells / latency,
-        "time_per_pass_s": latency * config.batch / cells,
-    }
+        return (time.perf_counter() - start) / config.batch, [cells] * config.batch
+
+    return time_image
 
 
 def run_bench(config: BenchConfig, command: str, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
@@ -295,15 +292,26 @@ def _run_bench(config: BenchConfig, command: str, progress: Callable[[str], None
     strategies = list(config.strategies)
     if "ar" not in strategies:
         strategies.insert(0, "ar")  # the baseline every speed-up is measured against
-    rows = []
-    for name in strategies:
-        if progress is not None:
-            progress(name)
-        rows.append(bench_strategy(name, model, config, layout, sampling, device))
+    timers = {name: image_timer(name, model, config, layout, sampling, device) for name in strategies}
     if config.peer == HF_PEER:
-        if progress is not None:
-            progress("hf generate (peer)")
-        rows.append(bench_hf_peer(model, config, layout, device))
+        timers[HF_PEER_ROW] = hf_image_timer(model, config, layout, device)
+    latencies: dict[str, list[float]] = {name: [] for name in timers}
+    passes: dict[str, list[int]] = {name: [] for name in timers}
+    # interleaved: image i of every strategy before image i + 1 of any, so a change of load
+    # during the run hits every row alike and the ratios stay side by side
+    for image in range(config.warmup + config.images):
+        for name, time_image in timers.items():
+            if progress is not None:
+                progress(f"{name} image {image + 1}/{config.warmup + config.images}")
+            seconds, image_passes = time_image(image)
+            if image >= config.warmup:
+                latencies[name].append(seconds)
+                passes[name] += image_passes
+    rows = [summarise(n, latencies[n], passes[n], layout.num_cells, config.batch) for n in timers]
+    if config.reference_images:
+        for row in rows[: len(strategies)]:
+            row["reference_latency_s_median"] = time_reference(row["strategy"], model, config, layout, sampling)
+            row["speedup_over_reference"] = row["reference_latency_s_median"] / row["latency_s_median"]
     ar = next(r for r in rows if r["strategy"] == "ar")
     for row in rows:
         row["speedup_over_ar"] = ar["latency_s_median"] / row["latency_s_median"]
