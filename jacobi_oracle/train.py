@@ -47,7 +47,8 @@ from rich.progress import Progress
 from .data import digits, photos
 from .models.llamagen import LlamaGen, llamagen_config
 from .models.tokenizer import PatchTokenizer, grey_tokenizer
-from .models.trained import DEFAULT_CHECKPOINT, DIGITS_CHECKPOINT, TrainedModel, regrid, save_trained
+from .models.trained import DEFAULT_CHECKPOINT, DIGITS_CHECKPOINT, TrainedModel, load_trained, regrid, save_trained
+from .spec.errors import InvalidParameterError
 
 PATCH = 4
 GRIDS = (16, 24)
@@ -77,7 +78,7 @@ DATA_DEFAULTS: dict[str, dict[str, Any]] = {
     },
 }
 
-NOT_RECIPE = frozenset({"out", "threads"})  # options that do not change the weights
+NOT_RECIPE = frozenset({"out", "threads", "init"})  # options that do not change the weights
 OTHER_DATA_OPTIONS = {  # options of the other corpus, left out of a file's recipe
     "photos": frozenset({"copies", "max_shift"}),
     "digits": frozenset({"tokenizer_crops", "crops_16", "crops_24", "heldout_crops"}),
@@ -117,6 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cfg-dropout", type=float, default=0.1)
     p.add_argument("--eval-every", type=int, default=None, help="steps between held-out evaluations (0: at the end)")
     p.add_argument("--patience", type=int, default=4, help="evaluations without improvement before stopping")
+    p.add_argument("--init", type=Path, default=None, help="start from the weights of this trained-model file")
     p.add_argument(
         "--max-minutes", type=float, default=0.0, help="stop after this much CPU time of the process (0: no limit)"
     )
@@ -247,12 +249,27 @@ def shared_models(args: argparse.Namespace, corpus: Corpus) -> dict[int, LlamaGe
     return models
 
 
+def warm_start(model: LlamaGen, corpus: Corpus, path: Path) -> dict[str, str]:
+    """Load the weights of a file written for the same architecture and tokenizer into `model`;
+    what the file says about its own training (kept in the new file's `init` metadata)."""
+    start = load_trained(path)
+    # Verify the file fits this run: same architecture, tokenizer and classes
+    if start.model.config != model.config:
+        raise InvalidParameterError(f"--init {str(path)!r} has config {start.model.config}, this run {model.config}")
+    if not torch.equal(start.tokenizer.codebook, corpus.tokenizer.codebook) or start.class_names != corpus.class_names:
+        raise InvalidParameterError(f"--init {str(path)!r} has another tokenizer or other classes than --data")
+    model.load_state_dict(start.model.state_dict())
+    keys = ("command", "heldout_nll", "steps_run", "train_cpu_seconds", "curve")
+    return {k: start.metadata[k] for k in keys if k in start.metadata}
+
+
 def train(args: argparse.Namespace, command: str) -> TrainedModel:
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.threads)
     started, cpu_started = time.time(), time.process_time()
     corpus = CORPORA[args.data](args)
     models = shared_models(args, corpus)
+    init = None if args.init is None else warm_start(models[16], corpus, args.init)
     params = list(models[16].parameters())
     optimizer = torch.optim.AdamW(params, lr=args.lr, betas=(0.9, 0.95), weight_decay=0.05)
     generator = torch.Generator().manual_seed(args.seed + 4)
@@ -309,6 +326,8 @@ def train(args: argparse.Namespace, command: str) -> TrainedModel:
         "steps_run": str(len(log)),
         "stopped": stopping.stopped,
     }
+    if init is not None:
+        metadata["init"] = json.dumps(init)
     if stopping.curve:
         metadata["best_step"] = str(stopping.best_step)
         metadata["curve"] = json.dumps(stopping.curve)
