@@ -1,5 +1,5 @@
-"""`jacobi-oracle check --strategy NAME [--model NAME | --model trained --grid G] [--exact | --engine stat --budget N
---alpha A | --engine pathwise --samples/--seeds N] [--json]`: is it lossless (or, pathwise, token for
+"""`jacobi-oracle check --strategy NAME [--model NAME | --model trained|digits --grid G] [--exact | --engine stat
+--budget N --alpha A | --engine pathwise --samples/--seeds N] [--json]`: is it lossless (or, pathwise, token for
 token Gumbel AR under the same noise)?"""
 
 from __future__ import annotations
@@ -10,9 +10,11 @@ from contextlib import contextmanager
 
 from rich.progress import Progress
 
+from ..models.trained import TRAINED_MODELS, load_named
 from ..oracle.exact import check_exact
 from ..oracle.pathwise import check_pathwise
 from ..oracle.statistical import StatisticalVerdict, statistical_check
+from ..oracle.statistical.sequential import sequential_check
 from ..reference.presets import build_preset
 from ..spec.errors import InvalidParameterError
 from ..spec.layout import Layout
@@ -31,18 +33,28 @@ def add_parser(sub: Subparsers) -> argparse.ArgumentParser:
     parser.add_argument(
         "--samples", "--seeds", type=int, default=100, dest="samples", help="noise draws (pathwise engine)"
     )
-    parser.add_argument("--budget", type=int, default=DEFAULT_BUDGET, help="samples (stat engine)")
+    parser.add_argument(
+        "--budget",
+        type=int,
+        default=None,
+        help=f"most samples (stat engine; default {DEFAULT_BUDGET}, none with --seconds)",
+    )
+    parser.add_argument("--seconds", type=float, default=None, help="time budget (stat engine, sequential)")
+    parser.add_argument("--workers", type=int, default=1, help="sampling processes (stat engine)")
+    parser.add_argument(
+        "--fixed", action="store_true", help="one look of exactly --budget samples (stat engine; default: sequential)"
+    )
     parser.add_argument("--alpha", type=float, default=DEFAULT_ALPHA, help="false-fail probability (stat engine)")
     parser.add_argument("--seed", type=int, default=0, help="noise seed (stat and pathwise engines)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     add_problem_options(parser)
-    parser.add_argument("--grid", type=int, default=TRAINED_GRID, help="grid side for --model trained")
+    parser.add_argument("--grid", type=int, default=TRAINED_GRID, help="grid side for --model trained / digits")
     parser.set_defaults(run=run)
     return parser
 
 
 def run(args: argparse.Namespace) -> int:
-    problem = trained_problem(args) if args.model == TRAINED else problem_from_args(args)
+    problem = trained_problem(args) if args.model in TRAINED_MODELS else problem_from_args(args)
     strategy = build_preset(args.strategy, **strategy_params(args))
     if args.engine == "stat":
         return run_statistical(args, strategy, problem)
@@ -74,8 +86,25 @@ DEFAULT_ALPHA = 1e-6
 
 
 def run_statistical(args: argparse.Namespace, strategy: Strategy, problem: Problem) -> int:
+    budget = args.budget if args.budget is not None or args.seconds is not None else DEFAULT_BUDGET
     with sample_progress(f"{args.strategy}: sampling") as advance:
-        verdict = statistical_check(strategy, problem, args.budget, args.alpha, args.seed, advance, args.model)
+        if args.fixed:
+            # Verify a fixed-sample check has its sample count
+            if args.seconds is not None:
+                raise InvalidParameterError("--fixed runs exactly --budget samples; it takes no --seconds")
+            verdict = statistical_check(strategy, problem, budget, args.alpha, args.seed, advance, args.model)
+        else:
+            verdict = sequential_check(
+                strategy,
+                problem,
+                args.alpha,
+                budget,
+                args.seconds,
+                args.seed,
+                args.workers,
+                progress=advance,
+                model_name=args.model,
+            )
     if args.json:
         print_json(verdict.to_json())
     else:
@@ -83,22 +112,21 @@ def run_statistical(args: argparse.Namespace, strategy: Strategy, problem: Probl
     return 0 if verdict.passed else 1
 
 
-TRAINED = "trained"  # the model trained here (models/trained.py): pathwise and stat engines only
-TRAINED_GRID = 8
+TRAINED_GRID = 8  # --model trained / digits (models/trained.py TRAINED_MODELS): pathwise and stat engines only
 
 
 def trained_problem(args: argparse.Namespace) -> Problem:
     """The trained model on a --grid x --grid layout, class --condition (default 0)."""
     # Verify the engine can run a real model and the grid is usable
     if args.engine in (None, "exact"):
-        raise InvalidParameterError("--model trained is too large for the exact engine; use --engine pathwise or stat")
+        raise InvalidParameterError(
+            f"--model {args.model} is too large for the exact engine; use --engine pathwise or stat"
+        )
     if args.grid < 1:
         raise InvalidParameterError(f"--grid must be >= 1, got {args.grid!r}")
-    from ..models.trained import load_trained
-
     sampling = sampling_from_args(args)
     condition = 0 if args.condition is None else args.condition
-    return Problem(load_trained().for_grid(args.grid), condition, Layout(args.grid, args.grid), sampling)
+    return Problem(load_named(args.model).for_grid(args.grid), condition, Layout(args.grid, args.grid), sampling)
 
 
 def run_pathwise(args: argparse.Namespace, strategy: Strategy, problem: Problem) -> int:
@@ -130,7 +158,8 @@ def print_statistical(verdict: StatisticalVerdict) -> None:
         (t.name, t.statistic, t.p_value, t.alpha, t.effect_size, "pass" if t.passed else "FAIL") for t in verdict.tests
     ]
     print_table(
-        f"{verdict.strategy} on {verdict.model} (stat engine, {verdict.budget} samples, {verdict.reference} reference)",
+        f"{verdict.strategy} on {verdict.model} (stat engine, {verdict.budget} samples, {verdict.seconds:.3g} s, "
+        f"{len(verdict.looks) or 1} look(s), {verdict.reference} reference)",
         ["sub-test", "statistic", "p-value", "alpha", "effect size", "result"],
         rows,
     )
@@ -139,6 +168,7 @@ def print_statistical(verdict: StatisticalVerdict) -> None:
         f"{status} at false-fail probability {verdict.alpha:.3g}; power: detects w.p. >= 0.99 a per-position TV >= "
         f"{verdict.power:.3g}, a pair TV >= {verdict.power_pair:.3g}, a surprise shift >= "
         f"{verdict.power_surprise:.3g} nats/token"
+        + (f"; the whole law: TV >= {verdict.power_sequence:.3g}" if verdict.power_sequence is not None else "")
     )
 
 

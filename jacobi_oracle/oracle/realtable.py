@@ -48,7 +48,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 from ..models.llamagen import LlamaGen
-from ..models.trained import load_trained
+from ..models.trained import TRAINED_MODELS, load_named, load_trained
 from ..reference.presets import PRESETS, build_preset
 from ..spec.errors import InvalidParameterError, JacobiOracleError
 from ..spec.layout import Layout
@@ -358,7 +358,8 @@ def advancer(bar: Progress, task: TaskID) -> Callable[[int], None]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m jacobi_oracle.oracle.realtable", description=__doc__)
-    parser.add_argument("--checkpoint", default=None, help="trained-model file (default: the committed one)")
+    parser.add_argument("--model", default="trained", choices=sorted(TRAINED_MODELS), help="committed trained model")
+    parser.add_argument("--checkpoint", default=None, help="trained-model file (default: the committed --model)")
     parser.add_argument("--grid", type=int, default=16, choices=[16, 24])
     parser.add_argument("--images", type=int, default=50)
     parser.add_argument("--strategies", default=None, help="comma-separated presets (default: all on real models)")
@@ -372,7 +373,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(render(args.render))
         return 0
     torch.set_num_threads(args.threads)
-    trained = load_trained(args.checkpoint)
+    trained = load_named(args.model) if args.checkpoint is None else load_trained(args.checkpoint)
     model = trained.for_grid(args.grid)
     sampling = Sampling(temperature=1.0, cfg_scale=args.cfg)
     names = real_model_presets() if args.strategies is None else args.strategies.split(",")
