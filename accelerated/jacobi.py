@@ -75,13 +75,15 @@ class CachedLlamaGen:
     def window_logits(self, state: WindowState, drafted: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         # input i feeds the token at position cells[:, i] - 1 (the class at slot 0) and answers cells[:, i]
         cells = state.cells  # [B, W]
-        valid = cells < self.num_cells
         inputs = state.tokens.gather(1, (cells - 1).clamp(min=0))  # [B, W]
         # one frontier and no padding: every row writes slots first .. first + W - 1 (a slice)
         contiguous = state.aligned and state.first + cells.shape[1] <= self.num_cells
-        slots = cells if contiguous else torch.where(valid, cells, self.scratch)  # padded inputs write scratch
+        slots = cells if contiguous else torch.where(cells < self.num_cells, cells, self.scratch)  # padding: scratch
         reps = self.class_ids.numel() // cells.shape[0]  # 2 with CFG: [cond; uncond]
-        inputs, slots = inputs.repeat(reps, 1), slots.repeat(reps, 1)
+        inputs = inputs.repeat(reps, 1)
+        # the slots only pick RoPE entries (and cache rows when not contiguous); one sample's
+        # broadcast over its CFG rows
+        slots = slots if contiguous and cells.shape[0] == 1 else slots.repeat(reps, 1)
         # attention over the filled prefix, slots 0 .. keys - 1; within it, causal over the cache.
         # One cell per pass and one frontier (AR): every slot of the prefix is visible, no mask.
         mask = None
