@@ -100,8 +100,8 @@ def test_power_surprise_shift_is_detected_with_probability_099() -> None:
     _, sharp = sequence_law(Sampling(temperature=0.7))
     cells, n, family = 4, 5000, 19
     calibrations = [compute_calibration(problem, compute_sequence(i, 3, cells)) for i in range(law.size)]  # type: ignore[arg-type]
-    surprise = np.array([0 if None in c.surprise else sum(s for s in c.surprise if s is not None) for c in calibrations])
-    surprise = surprise / (1 << 24)
+    totals = [0 if None in c.surprise else sum(s for s in c.surprise if s is not None) for c in calibrations]
+    surprise = np.array(totals) / (1 << 24)
     variance = np.array([sum(c.variance) for c in calibrations]) / (1 << 24)
     direction = compute_towards(law, sharp)
     shift_per_tv = -float((direction * surprise).sum()) / cells  # deficit per token per unit of TV
