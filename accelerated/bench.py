@@ -239,6 +239,27 @@ def hf_peer_model(model: LlamaGen) -> Any:
     return peer.to(device=weight.device, dtype=weight.dtype).eval()
 
 
+def hf_generate(peer: Any, prompt: torch.Tensor, cells: int) -> torch.Tensor:
+    """`cells` new tokens per row of [R, 1] `prompt` by transformers `generate` (sampling at
+    T = 1, no top-k, KV cache on); refuses an early stop (which would flatter the peer)."""
+    with torch.inference_mode():
+        out: torch.Tensor = peer.generate(
+            prompt,
+            attention_mask=torch.ones_like(prompt),
+            max_new_tokens=cells,
+            min_new_tokens=cells,
+            do_sample=True,
+            top_k=0,
+            temperature=1.0,
+            use_cache=True,
+            pad_token_id=0,
+        )
+    # Verify generate produced every cell
+    if out.shape[1] != prompt.shape[1] + cells:
+        raise InvalidParameterError(f"hf generate returned {out.shape[1] - prompt.shape[1]} tokens, expected {cells}")
+    return out
+
+
 def hf_image_timer(
     model: LlamaGen, config: BenchConfig, layout: Layout, device: torch.device
 ) -> Callable[[int], tuple[float, list[int]]]:
@@ -253,22 +274,8 @@ def hf_image_timer(
     def time_image(image: int) -> tuple[float, list[int]]:
         synchronize(device)
         start = time.perf_counter()
-        with torch.inference_mode():
-            out = peer.generate(
-                prompt,
-                attention_mask=torch.ones_like(prompt),
-                max_new_tokens=cells,
-                min_new_tokens=cells,
-                do_sample=True,
-                top_k=0,
-                temperature=1.0,
-                use_cache=True,
-                pad_token_id=0,
-            )
+        hf_generate(peer, prompt, cells)
         synchronize(device)
-        # Verify generate produced every cell (an early stop would flatter the peer)
-        if out.shape[1] != 1 + cells:
-            raise InvalidParameterError(f"hf generate returned {out.shape[1] - 1} tokens, expected {cells}")
         return (time.perf_counter() - start) / config.batch, [cells] * config.batch
 
     return time_image

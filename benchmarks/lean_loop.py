@@ -28,7 +28,7 @@ from pathlib import Path
 import torch
 
 from jacobi_oracle.accelerated import build_accelerated
-from jacobi_oracle.accelerated.bench import hf_peer_model
+from jacobi_oracle.accelerated.bench import hf_generate, hf_peer_model
 from jacobi_oracle.models.trained import load_trained
 from jacobi_oracle.spec.layout import Layout
 from jacobi_oracle.spec.randomness import KeyedRandomness
@@ -65,16 +65,7 @@ def main() -> None:
         return cells
 
     def hf_image(i: int) -> int:
-        with torch.inference_mode():
-            peer.generate(
-                prompt,
-                attention_mask=torch.ones_like(prompt),
-                max_new_tokens=cells,
-                min_new_tokens=cells,
-                do_sample=True,
-                top_k=0,
-                pad_token_id=0,
-            )
+        hf_generate(peer, prompt, cells)
         return cells
 
     rows: dict[str, Callable[[int], int]] = {
