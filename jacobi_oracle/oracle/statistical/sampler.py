@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -79,8 +80,12 @@ class Sampler:
             self.pool = None
         _JOB = None
 
-    def count(self, indices: range, progress: Callable[[int], None] | None = None) -> CountTables:
-        """The tables of the samples `indices`; `progress(done)` after every chunk."""
+    def count(
+        self, indices: range, progress: Callable[[int], None] | None = None, deadline: float | None = None
+    ) -> CountTables:
+        """The tables of the samples `indices`; `progress(done)` after every chunk. With a
+        `deadline` (time.perf_counter()), chunks finishing after it are not waited for: the
+        tables then hold a prefix of `indices` (chunks arrive in order)."""
         tables = CountTables.empty(self.job.problem)
         done = 0
         for part in self._counted(chunks(indices)):
@@ -88,6 +93,8 @@ class Sampler:
             done += part.num_samples
             if progress is not None:
                 progress(done)
+            if deadline is not None and time.perf_counter() > deadline:
+                break
         return tables
 
     def _counted(self, parts: list[range]) -> Iterator[CountTables]:
@@ -95,7 +102,7 @@ class Sampler:
             for part in parts:
                 yield self.job.count(part)
             return
-        yield from self.pool.imap_unordered(_count_chunk, parts)
+        yield from self.pool.imap(_count_chunk, parts)
 
 
 @contextmanager

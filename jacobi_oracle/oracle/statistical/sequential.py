@@ -95,7 +95,10 @@ def sequential_check(
             if target <= tables.num_samples:
                 break
             report = None if progress is None else _reporter(progress, tables.num_samples, cap)
-            tables = tables + decoder.count(range(tables.num_samples, target), report)
+            deadline = None if seconds is None else started + seconds
+            tables = tables + decoder.count(range(tables.num_samples, target), report, deadline)
+            cut = tables.num_samples < target  # the deadline passed inside this look
+            target = tables.num_samples
             if enumerable:
                 law = law or compute_exact_marginals(problem, tables)
             else:
@@ -108,15 +111,15 @@ def sequential_check(
             looks.append(
                 Look(target, look_alpha, verdict.seconds, verdict.passed, worst.p_value, worst.name),
             )
-            if not verdict.passed or target < planned:  # a rejection, or the look the time left allowed
+            if not verdict.passed or cut or target < planned:  # a rejection, or the look the time left allowed
                 break
     assert verdict is not None, "the first look always runs"
     return replace(verdict, alpha=alpha, seconds=time.perf_counter() - started, looks=tuple(looks))
 
 
 def fit_to_time(target: int, done: int, started: float, seconds: float | None) -> int:
-    """The look's sample count, cut to what fits in the time left at the rate so far (the first
-    look is never cut: there is no rate yet)."""
+    """The look's planned sample count, cut to what fits in the time left at the rate so far (the
+    first look has no rate yet; every look also stops at the deadline, between chunks)."""
     if seconds is None or done == 0:
         return target
     elapsed = time.perf_counter() - started
