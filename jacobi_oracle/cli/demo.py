@@ -62,7 +62,7 @@ DEFAULT_MODELS = ("digits", "trained")
 MODEL_CLASSES = {"trained": ("chelsea", "hubble", "retina", "grass")}  # otherwise: every class, in order
 DEFAULT_CLASSES = MODEL_CLASSES["trained"]
 LAW_SHEET_MODELS = frozenset({"digits"})  # a class mean of texture crops is a blur a person cannot read
-DEFAULT_LAW_SAMPLES = 0  # off by default: 200 per preset (docs/demo) take ~45 min of one CPU core
+DEFAULT_LAW_SAMPLES = 0  # off by default: 200 per preset (docs/demo) took 27 min of one CPU core
 DEFAULT_TOY = "hash"  # V=3, 2x3: lossy presets show their real loss; default presets: 72-90 s CPU (2 busy cores)
 PATHWISE_DRAWS = 200  # noise draws for a preset the exact engine refuses (seconds on a toy)
 SMALL_TOY = (2, 2)  # vocabulary size or grid width at or below which lossy presets can look lossless
