@@ -150,13 +150,12 @@ def apply_rope(x: torch.Tensor, rope: Rope) -> torch.Tensor:
 
 
 class RMSNorm(nn.Module):
+    """The weight of one RMSNorm (official key layout); the computation is `rms_norm`."""
+
     def __init__(self, dim: int, eps: float) -> None:
         super().__init__()
         self.eps = eps
         self.weight = nn.Parameter(torch.ones(dim))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return rms_norm(x, self.weight, self.eps)
 
 
 def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
@@ -249,11 +248,11 @@ def block_step(
     slots: torch.Tensor | int,
     keys: int | None = None,
 ) -> torch.Tensor:
-    """One block over [B, S, dim] inputs at [B, S] cache slots (or an int, KVCache.write) (training and decoding alike):
-    x + attention(norm(x)), then + SwiGLU(norm(.)). Attention: without a cache, mask None is
-    causal over x; with one, each input's key / value is written at its slot and attention
-    reads cache slots 0 .. keys - 1 (all when None) under `mask` [B or 1, 1, S, K] (every
-    one of them when mask is None)."""
+    """One block over [B, S, dim] inputs, for training and decoding alike: x + attention(norm(x)),
+    then + SwiGLU(norm(.)). `slots`: the inputs' [B, S] cache slots, or an int (KVCache.write).
+    Attention: without a cache, mask None is causal over x; with one, each input's key / value
+    is written at its slot and attention reads cache slots 0 .. keys - 1 (all when None) under
+    `mask` [B or 1, 1, S, K] (every one of them when mask is None)."""
     b, s, _ = x.shape
     heads, kv_heads, d = c.n_head, c.kv_heads, c.head_dim
     qkv = F.linear(rms_norm(x, w.attention_norm, c.norm_eps), w.wqkv).view(b, s, heads + 2 * kv_heads, d)
