@@ -81,3 +81,22 @@ def test_unknown_mutant_is_a_usage_error() -> None:
     with pytest.raises(InvalidParameterError, match="no-such-bug"):
         get_mutant("no-such-bug")
     assert main(["mutants", "--only", "no-such-bug"]) == 2
+
+
+def test_mutants_cli_stat_engine_with_a_time_budget_stops_at_the_first_rejecting_look(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Sequential stat checks at alpha 1e-6 (each run's false-fail probability): always-accept
+    (exact TV 0.66) is rejected at the first look (250 samples); sjd must pass its 3 s budget."""
+    argv = ["mutants", "--engine", "stat", "--seconds", "3", "--only", "always-accept", "--presets", "sjd"]
+    code = main([*argv, "--case", "3x2x2", "--json"])
+    report = json.loads(capsys.readouterr().out)
+    assert code == 0 and report["ok"] and report["seconds"] == 3 and report["case"] == [3, 2, 2]
+    mutant, preset = report["results"]
+    assert mutant["caught"] and mutant["samples"] == 250
+    assert preset["passed"] and preset["samples"] >= 250
+
+
+def test_mutants_cli_refuses_a_malformed_case() -> None:
+    with pytest.raises(SystemExit):
+        main(["mutants", "--case", "3x2"])

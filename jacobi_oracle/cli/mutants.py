@@ -24,7 +24,15 @@ from .common import Command, Subparsers, print_json, print_table
 def add_parser(sub: Subparsers) -> argparse.ArgumentParser:
     parser: argparse.ArgumentParser = sub.add_parser("mutants", help="run the catalogue of broken decoders")
     parser.add_argument("--engine", choices=ENGINES, default="exact")
-    parser.add_argument("--budget", type=int, default=DEFAULT_BUDGET, help="samples per run (stat engine)")
+    parser.add_argument(
+        "--budget",
+        type=int,
+        default=None,
+        help=f"most samples per run (stat engine; default {DEFAULT_BUDGET}, none with --seconds)",
+    )
+    parser.add_argument("--seconds", type=float, default=None, help="time budget per run (stat engine, sequential)")
+    parser.add_argument("--workers", type=int, default=1, help="sampling processes (stat engine, sequential)")
+    parser.add_argument("--case", type=parse_case, default=None, help="hash model VxHxW (default 3x2x2)")
     parser.add_argument("--alpha", type=float, default=DEFAULT_ALPHA, help="false-fail probability (stat engine)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--only", nargs="*", default=None, help="mutant names (default: all)")
@@ -32,6 +40,16 @@ def add_parser(sub: Subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.set_defaults(run=run)
     return parser
+
+
+def parse_case(text: str) -> tuple[int, int, int]:
+    """`VxHxW`, e.g. `3x2x3`: vocabulary, grid height, grid width of the hash model."""
+    parts = text.lower().split("x")
+    # Verify three positive integers
+    if len(parts) != 3 or not all(p.isdigit() and int(p) > 0 for p in parts):
+        raise argparse.ArgumentTypeError(f"--case wants VxHxW with positive integers, e.g. 3x2x3; got {text!r}")
+    vocab, height, width = (int(p) for p in parts)
+    return vocab, height, width
 
 
 def run(args: argparse.Namespace) -> int:
@@ -49,8 +67,18 @@ def run(args: argparse.Namespace) -> int:
             advance(len(results), total)
 
         total = len(mutants) + len(presets) * len(preset_settings(args.engine))
+        budget = args.budget if args.budget is not None or args.seconds is not None else DEFAULT_BUDGET
         run_catalogue(
-            args.engine, mutants, presets, budget=args.budget, alpha=args.alpha, seed=args.seed, on_result=record
+            args.engine,
+            mutants,
+            presets,
+            budget=budget,
+            alpha=args.alpha,
+            seed=args.seed,
+            on_result=record,
+            seconds=args.seconds,
+            workers=args.workers,
+            case=args.case,
         )
     caught = sum(j.ok for j in results if j.kind == "mutant")
     passed = sum(j.ok for j in results if j.kind == "preset")
@@ -59,7 +87,9 @@ def run(args: argparse.Namespace) -> int:
         print_json(
             {
                 "engine": args.engine,
-                "budget": args.budget if args.engine == "stat" else None,
+                "budget": budget if args.engine == "stat" else None,
+                "seconds": args.seconds if args.engine == "stat" else None,
+                "case": list(args.case) if args.case is not None else None,
                 "alpha": args.alpha if args.engine == "stat" else None,
                 "mutants": len(mutants),
                 "caught": caught,
@@ -83,10 +113,10 @@ def print_results(engine: str, results: list[Judgement]) -> None:
         else:
             verdict = "pass" if j.ok else "FALSE FAIL"
             verdict += f" (power: TV {j.power:.3g})" if j.power is not None and j.ok else ""
-        rows.append((j.kind, j.name, j.setting, verdict, j.evidence, j.effect, j.p_value, j.seconds))
+        rows.append((j.kind, j.name, j.setting, verdict, j.evidence, j.effect, j.p_value, j.samples, j.seconds))
     print_table(
         f"mutant catalogue ({engine} engine)",
-        ["kind", "name", "setting", "verdict", "evidence", "effect size", "p-value", "seconds"],
+        ["kind", "name", "setting", "verdict", "evidence", "effect size", "p-value", "samples", "seconds"],
         rows,
     )
 

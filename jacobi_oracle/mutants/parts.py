@@ -11,7 +11,7 @@ from typing import Literal
 import torch
 
 from ..reference.composed import ComposedStrategy
-from ..reference.drafters import FreshSampleRefresher, ReuseRefresher, fresh_sample
+from ..reference.drafters import FreshSampleRefresher, MaximalCouplingRefresher, ReuseRefresher, fresh_sample
 from ..reference.keys import Key
 from ..reference.masks import CausalMask
 from ..reference.presets import sjd
@@ -190,6 +190,15 @@ class StaleReuseRefresher(ReuseRefresher):
 
     threshold: float = 0.5
     q: Literal["stale", "mixture"] = "stale"
+
+
+@dataclass(frozen=True)
+class OldQCouplingRefresher(MaximalCouplingRefresher):
+    """Bug class: a coupled refresh recording the wrong q (SCD's official sampler): a draft kept
+    by the maximal coupling keeps its OLD q, although the keep decision read its value under
+    this pass's p; the kept draft's law is p, so the next verification divides by the wrong q."""
+
+    official: bool = True
 
 
 class _AcceptReadsDraftKey(PrefixedRandomness):

@@ -9,12 +9,22 @@ from typing import Any, Literal
 
 from ..oracle.exact import check_exact
 from ..oracle.statistical import statistical_check
+from ..oracle.statistical.sequential import sequential_check
 from ..reference.presets import PRESETS
 from ..spec.errors import InvalidParameterError
 from ..spec.model import Problem
 from ..spec.sampling import Sampling
 from ..spec.strategy import Strategy
-from .catalogue import DEFAULT_SAMPLING, MUTANTS, PRESET_SETTINGS, Mutant, mutant_problem
+from .catalogue import (
+    CASE_HEIGHT,
+    CASE_VOCAB,
+    CASE_WIDTH,
+    DEFAULT_SAMPLING,
+    MUTANTS,
+    PRESET_SETTINGS,
+    Mutant,
+    mutant_problem,
+)
 
 Engine = Literal["exact", "stat"]
 ENGINES: tuple[Engine, ...] = ("exact", "stat")
@@ -36,6 +46,7 @@ class Judgement:
     p_value: float | None
     power: float | None
     seconds: float
+    samples: int | None = None  # stat engine: samples judged (a sequential check stops early)
 
     @property
     def ok(self) -> bool:
@@ -63,17 +74,27 @@ def judge_strategy(
     strategy: Strategy,
     problem: Problem,
     engine: Engine,
-    budget: int = DEFAULT_BUDGET,
+    budget: int | None = DEFAULT_BUDGET,
     alpha: float = DEFAULT_ALPHA,
     seed: int = 0,
+    seconds: float | None = None,
+    workers: int = 1,
 ) -> Judgement:
+    """Stat engine: with `seconds` (or several `workers`) a sequential check with that time
+    budget and at most `budget` samples (None: no cap), stopping at the first rejecting look;
+    otherwise one look of `budget` samples."""
     setting = describe(problem.sampling)
     if engine == "exact":
         exact = check_exact(strategy, problem, model_name="mutant-case")
         return Judgement(
             name, kind, setting, engine, not exact.lossless, exact.total_variation, "tv", None, None, exact.seconds
         )
-    verdict = statistical_check(strategy, problem, budget, alpha, seed, model_name="mutant-case")
+    if seconds is None and workers == 1:
+        fixed = DEFAULT_BUDGET if budget is None else budget
+        verdict = statistical_check(strategy, problem, fixed, alpha, seed, model_name="mutant-case")
+    else:
+        verdict = sequential_check(strategy, problem, alpha, budget, seconds, seed, workers, model_name="mutant-case")
+    used = verdict.looks[-1].samples if verdict.looks else verdict.budget
     failed = sorted(verdict.failed_tests(), key=lambda t: t.p_value)
     worst = failed[0] if failed else min(verdict.tests, key=lambda t: t.p_value)
     effect = worst.effect_size if failed else 0.0
@@ -88,6 +109,7 @@ def judge_strategy(
         worst.p_value,
         verdict.power,
         verdict.seconds,
+        used,
     )
 
 
@@ -111,20 +133,36 @@ def run_catalogue(
     mutants: Iterable[Mutant] | None = None,
     presets: Iterable[str] | None = None,
     settings: Iterable[Sampling] | None = None,
-    budget: int = DEFAULT_BUDGET,
+    budget: int | None = DEFAULT_BUDGET,
     alpha: float = DEFAULT_ALPHA,
     seed: int = 0,
     on_result: Callable[[Judgement], None] | None = None,
+    seconds: float | None = None,
+    workers: int = 1,
+    case: tuple[int, int, int] | None = None,
 ) -> list[Judgement]:
     """Judge every mutant on its own setting and every lossless preset on `settings` (default:
     every mutant setting for the exact engine, the plain setting T=1 for the stat engine, whose
-    runs cost `budget` samples each)."""
+    runs cost `budget` samples each, or run sequentially within `seconds` each). `case`:
+    (V, height, width) of the hash model every run uses (default the mutants' 2x2 case)."""
     check_engine(engine)
     settings = preset_settings(engine) if settings is None else settings
+    shape = case or (CASE_VOCAB, CASE_HEIGHT, CASE_WIDTH)
     results = []
     for mutant in MUTANTS.values() if mutants is None else mutants:
         results.append(
-            judge_strategy(mutant.name, "mutant", mutant.build(), mutant.problem(), engine, budget, alpha, seed)
+            judge_strategy(
+                mutant.name,
+                "mutant",
+                mutant.build(),
+                mutant.problem(*shape),
+                engine,
+                budget,
+                alpha,
+                seed,
+                seconds,
+                workers,
+            )
         )
         if on_result is not None:
             on_result(results[-1])
@@ -132,7 +170,18 @@ def run_catalogue(
         for sampling in settings:
             strategy = PRESETS[name].build()
             results.append(
-                judge_strategy(name, "preset", strategy, mutant_problem(sampling), engine, budget, alpha, seed)
+                judge_strategy(
+                    name,
+                    "preset",
+                    strategy,
+                    mutant_problem(sampling, *shape),
+                    engine,
+                    budget,
+                    alpha,
+                    seed,
+                    seconds,
+                    workers,
+                )
             )
             if on_result is not None:
                 on_result(results[-1])
