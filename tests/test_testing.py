@@ -18,7 +18,7 @@ from jacobi_oracle.spec.errors import InvalidParameterError, ShapeMismatchError,
 from jacobi_oracle.spec.layout import Layout
 from jacobi_oracle.spec.randomness import KeyedRandomness
 from jacobi_oracle.spec.sampling import Sampling
-from jacobi_oracle.testing import CausalTarget, assert_lossless, wrap_decoder
+from jacobi_oracle.testing import CausalTarget, assert_lossless, wrap_decoder, wrap_stepped_decoder
 from jacobi_oracle.testing.assertions import choose_engine, resolve_problem
 
 pytest_plugins = ["pytester"]
@@ -44,6 +44,50 @@ def test_a_hand_written_ar_decoder_is_lossless_and_counts_its_passes() -> None:
     report = assert_lossless(ar_by_hand, model="hash-tiny")
     assert isinstance(report.verdict, ExactVerdict)
     assert report.engine == "exact" and report.verdict.mean_forward_passes == pytest.approx(4.0, abs=1e-9)
+
+
+def ar_step(target: CausalTarget, rng: Any, state: tuple[int, ...]) -> tuple[int, ...]:
+    return (*state, rng.categorical(target(list(state))[-1]))
+
+
+def ar_output(target: CausalTarget, state: tuple[int, ...]) -> tuple[int, ...] | None:
+    return state if len(state) == target.num_cells else None
+
+
+def test_a_stepped_ar_decoder_is_lossless_counts_its_passes_and_merges_states() -> None:
+    decoder = wrap_stepped_decoder(lambda target: (), ar_step, ar_output, name="stepped-ar")
+    report = assert_lossless(decoder, model="hash", engine="exact")
+    assert isinstance(report.verdict, ExactVerdict)
+    assert report.verdict.mean_forward_passes == pytest.approx(6.0, abs=1e-9)
+    # merged: one state per prefix (1 + 3 + ... + 3^6 = 1093), not one per path
+    assert report.verdict.states_explored == sum(3**k for k in range(7))
+
+
+def test_a_stepped_decoder_ignoring_the_model_is_rejected() -> None:
+    def uniform_step(target: CausalTarget, rng: Any, state: tuple[int, ...]) -> tuple[int, ...]:
+        target(list(state))
+        return (*state, rng.categorical(torch.full((3,), 1 / 3, dtype=torch.float64)))
+
+    with pytest.raises(AssertionError, match="NOT lossless"):
+        assert_lossless(wrap_stepped_decoder(lambda target: (), uniform_step, ar_output), model="hash", engine="exact")
+
+
+@pytest.mark.parametrize(
+    ("step", "output", "match"),
+    [
+        (lambda target, rng, state: (*state, 0), ar_output, "exactly one forward pass.*made 0"),
+        (lambda target, rng, state: [target([]), target([])] and (*state, 0), ar_output, "made 2"),
+        (lambda target, rng, state: [target(list(state))] and list(state), ar_output, "unhashable state"),
+    ],
+)
+def test_a_bad_stepped_decoder_raises_a_typed_error(step: Any, output: Any, match: str) -> None:
+    with pytest.raises(InvalidParameterError, match=match):
+        assert_lossless(wrap_stepped_decoder(lambda target: (), step, output), model="hash-tiny", engine="exact")
+
+
+def test_wrap_stepped_decoder_refuses_non_callables() -> None:
+    with pytest.raises(InvalidParameterError, match="step must be a callable"):
+        wrap_stepped_decoder(lambda target: (), 3, ar_output)  # type: ignore[arg-type]
 
 
 def test_a_decoder_ignoring_the_model_is_rejected_with_a_repro() -> None:

@@ -60,32 +60,64 @@ def _residual(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
     return excess / excess.sum() if float(excess.sum()) > 0 else p
 
 
-def _jacobi(target: Any, rng: Any, window: int, acceptance_fn: Any, residual_fn: Any) -> list[int]:
+State = tuple[tuple[int, ...], tuple[tuple[int, tuple[float, ...]], ...], int]  # committed, (draft, q)s, iteration
+
+
+def sjd_start(target: Any) -> State:
+    return ((), (), 0)
+
+
+def sjd_step(
+    target: Any, rng: Any, state: State, window: int = WINDOW, acceptance_fn: Any = None, residual_fn: Any = None
+) -> State:
+    """One iteration (one forward pass) of SJD. The state is plain tuples, so the stepped
+    adapter (`wrap_stepped_decoder`) can merge equal states: drafts keep their q as a tuple."""
+    acceptance_fn = acceptance_fn or _acceptance
+    residual_fn = residual_fn or _residual
+    committed, drafts, iteration = list(state[0]), list(state[1]), state[2]
     length, vocab = target.num_cells, target.vocab_size
-    uniform = torch.full((vocab,), 1.0 / vocab, dtype=torch.float64)
-    committed: list[int] = []
-    drafts: list[tuple[int, torch.Tensor]] = []  # (token, q it was drawn from)
-    iteration = 0
-    while len(committed) < length:
-        base = len(committed)
-        wanted = min(window, length - base) - 1  # the window's last slot is the bonus
-        while len(drafts) < wanted:
-            drafts.append((rng.categorical(uniform, ("init", iteration, base + len(drafts))), uniform))
-        drafts = drafts[:wanted]
-        probs = target(committed + [token for token, _ in drafts])  # [base + wanted + 1, V]
-        refreshed: list[tuple[int, torch.Tensor]] = []
-        for j, (token, q) in enumerate(drafts):
-            p = probs[base + j]
-            if rng.bernoulli(acceptance_fn(p, q, token), ("accept", iteration, base + j)):
-                committed.append(token)
-                continue
-            committed.append(rng.categorical(residual_fn(p, q), ("residual", iteration, base + j)))
-            for k in range(j + 1, len(drafts)):
-                p_k = probs[base + k]
-                refreshed.append((rng.categorical(p_k, ("fresh", iteration, base + k)), p_k))
-            break
-        else:
-            committed.append(rng.categorical(probs[base + wanted], ("fresh", iteration, base + wanted)))
-        drafts = refreshed
-        iteration += 1
-    return committed
+    uniform = (1.0 / vocab,) * vocab
+    base = len(committed)
+    wanted = min(window, length - base) - 1  # the window's last slot is the bonus
+    while len(drafts) < wanted:
+        drafts.append(
+            (
+                rng.categorical(torch.tensor(uniform, dtype=torch.float64), ("init", iteration, base + len(drafts))),
+                uniform,
+            )
+        )
+    drafts = drafts[:wanted]
+    probs = target(committed + [token for token, _ in drafts])  # [base + wanted + 1, V]
+    refreshed: list[tuple[int, tuple[float, ...]]] = []
+    for j, (token, q) in enumerate(drafts):
+        p = probs[base + j]
+        q_tensor = torch.tensor(q, dtype=torch.float64)
+        if rng.bernoulli(acceptance_fn(p, q_tensor, token), ("accept", iteration, base + j)):
+            committed.append(token)
+            continue
+        committed.append(rng.categorical(residual_fn(p, q_tensor), ("residual", iteration, base + j)))
+        for k in range(j + 1, len(drafts)):
+            p_k = probs[base + k]
+            refreshed.append((rng.categorical(p_k, ("fresh", iteration, base + k)), tuple(p_k.tolist())))
+        break
+    else:
+        committed.append(rng.categorical(probs[base + wanted], ("fresh", iteration, base + wanted)))
+    return (tuple(committed), tuple(refreshed), iteration + 1)
+
+
+def sjd_output(target: Any, state: State) -> list[int] | None:
+    """The tokens once every cell is committed, else None."""
+    return list(state[0]) if len(state[0]) == target.num_cells else None
+
+
+def broken_sjd_step(target: Any, rng: Any, state: State) -> State:
+    """The wrong-residual bug of `broken_speculative_jacobi`, as a step."""
+    return sjd_step(target, rng, state, residual_fn=lambda p, q: p)
+
+
+def _jacobi(target: Any, rng: Any, window: int, acceptance_fn: Any, residual_fn: Any) -> list[int]:
+    """The whole-run form: the stepped form's loop."""
+    state = sjd_start(target)
+    while (tokens := sjd_output(target, state)) is None:
+        state = sjd_step(target, rng, state, window, acceptance_fn, residual_fn)
+    return tokens

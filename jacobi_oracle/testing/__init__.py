@@ -3,7 +3,8 @@
     from jacobi_oracle.testing import assert_lossless
     assert_lossless(my_decoder, model="hash-tiny")
 
-`my_decoder` is a Strategy or a function `decode(target, rng) -> tokens` (see `wrap_decoder`).
+`my_decoder` is a Strategy, a function `decode(target, rng) -> tokens` (see `wrap_decoder`), or
+a step function over a hashable state (`wrap_stepped_decoder`: fast exact checks).
 The pytest plugin (jacobi_oracle.testing.plugin, auto-loaded) adds the `lossless_oracle`
 fixture and the `lossless` marker. Names load on first use, so the plugin stays cheap to import.
 """
@@ -14,7 +15,14 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .adapter import CallableDecoder, CausalTarget, OracleRng, wrap_decoder
+    from .adapter import (
+        CallableDecoder,
+        CausalTarget,
+        OracleRng,
+        SteppedCallableDecoder,
+        wrap_decoder,
+        wrap_stepped_decoder,
+    )
     from .assertions import DEFAULT_ALPHA, DEFAULT_BUDGET, LosslessReport, assert_lossless, assert_pathwise_equal
 
 _HOMES = {
@@ -22,6 +30,8 @@ _HOMES = {
     "CausalTarget": "adapter",
     "OracleRng": "adapter",
     "wrap_decoder": "adapter",
+    "SteppedCallableDecoder": "adapter",
+    "wrap_stepped_decoder": "adapter",
     "DEFAULT_ALPHA": "assertions",
     "DEFAULT_BUDGET": "assertions",
     "LosslessReport": "assertions",
@@ -36,9 +46,11 @@ __all__ = [
     "CausalTarget",
     "LosslessReport",
     "OracleRng",
+    "SteppedCallableDecoder",
     "assert_lossless",
     "assert_pathwise_equal",
     "wrap_decoder",
+    "wrap_stepped_decoder",
 ]
 
 

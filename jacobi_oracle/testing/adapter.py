@@ -1,6 +1,11 @@
 """Wrapping a plain decoding function into a `Strategy` (spec/testing.md, "The adapter").
 
-An external decoder is a function
+Two forms. Whole-run (`wrap_decoder`): the exact engine re-runs the function once per path of
+random outcomes, so its cost grows with the number of paths. Stepped (`wrap_stepped_decoder`):
+the decoder is a step function over a hashable state, one forward pass per step, and the exact
+engine merges identical states after every step, as it does for the project's own presets.
+
+An external (whole-run) decoder is a function
 
     decode(target: CausalTarget, rng) -> Sequence[int]
 
@@ -16,7 +21,7 @@ An external decoder is a function
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -28,7 +33,7 @@ from ..spec.layout import Layout
 from ..spec.model import Model, Problem
 from ..spec.randomness import EventKey, GeneratorRandomness, KeyedRandomness, Randomness, keyed_uniform
 from ..spec.sampling import Sampling
-from ..spec.strategy import Decoded
+from ..spec.strategy import Decoded, IterationTrace, SteppedDecoder
 
 RandomnessMode = Literal["oracle", "torch"]
 RANDOMNESS_MODES: tuple[RandomnessMode, ...] = ("oracle", "torch")
@@ -71,6 +76,7 @@ class OracleRng:
 
     randomness: Randomness
     draws: int = 0
+    step: int | None = None  # stepped decoders: the step index, so default keys differ between steps
 
     def bernoulli(self, p: float, key: tuple[str, int, int] | None = None) -> bool:
         return self.randomness.bernoulli(float(p), self._key(key))
@@ -84,7 +90,11 @@ class OracleRng:
 
     def _key(self, key: tuple[str, int, int] | None) -> EventKey:
         self.draws += 1
-        return EventKey("draw", self.draws - 1, 0) if key is None else EventKey(*key)
+        if key is not None:
+            return EventKey(*key)
+        if self.step is None:
+            return EventKey("draw", self.draws - 1, 0)
+        return EventKey("draw", self.step, self.draws - 1)
 
 
 DecoderFn = Callable[[CausalTarget, Any], Sequence[int]]
@@ -120,6 +130,79 @@ def wrap_decoder(fn: DecoderFn, name: str | None = None, randomness: RandomnessM
         raise InvalidParameterError(f"a decoder must be a Strategy or a callable, got {fn!r}")
     label = name or str(getattr(fn, "__name__", type(fn).__name__))
     return CallableDecoder(fn, label, randomness)
+
+
+StartFn = Callable[[CausalTarget], Hashable]
+StepFn = Callable[[CausalTarget, OracleRng, Any], Hashable]
+OutputFn = Callable[[CausalTarget, Any], "Sequence[int] | None"]
+StepperState = tuple[int, Hashable]  # (steps taken, the decoder's own state)
+
+
+@dataclass
+class SteppedCallableDecoder(SteppedDecoder[StepperState]):
+    """A stepped decoder from three functions (spec/testing.md, "The stepped adapter").
+
+    `start(target) -> state`; `step(target, rng, state) -> state`, ONE forward pass
+    (`target(...)` call) per step; `output(target, state) -> tokens`, or None while unfinished.
+    States must be hashable and equal exactly when their futures are: the exact engine merges
+    equal states (with their noise memory), so their number, not the number of random paths,
+    sets its cost."""
+
+    start_fn: StartFn
+    step_fn: StepFn
+    output_fn: OutputFn
+    name: str
+
+    def start(self, problem: Problem) -> StepperState:
+        return (0, self._hashable(self.start_fn(CausalTarget(problem)), "start"))
+
+    def step(
+        self, problem: Problem, state: StepperState, randomness: Randomness
+    ) -> tuple[StepperState, IterationTrace]:
+        steps, inner = state
+        target = CausalTarget(problem)
+        after = self.step_fn(target, OracleRng(randomness, step=steps), inner)
+        if target.forward_passes != 1:
+            raise InvalidParameterError(
+                f"decoder {self.name!r}: a step must make exactly one forward pass (one target(...) call), "
+                f"step {steps} made {target.forward_passes}"
+            )
+        return (steps + 1, self._hashable(after, "step")), IterationTrace((), (), ())
+
+    def finished(self, problem: Problem, state: StepperState) -> bool:
+        return self.output_fn(CausalTarget(problem), state[1]) is not None
+
+    def result(self, problem: Problem, state: StepperState) -> tuple[int, ...]:
+        tokens = self.output_fn(CausalTarget(problem), state[1])
+        if tokens is None:
+            raise InvalidParameterError(f"decoder {self.name!r}: output() is None for a finished state")
+        return check_tokens(tokens, problem.layout.num_cells, problem.model.vocab_size, allow_prefix=False)
+
+    def state_key(self, state: StepperState) -> Hashable:
+        return state
+
+    def _hashable(self, state: Any, where: str) -> Hashable:
+        try:
+            hash(state)
+        except TypeError as error:
+            raise InvalidParameterError(
+                f"decoder {self.name!r}: {where}() returned an unhashable state ({error}); use tuples, "
+                "not lists or tensors (e.g. tuple(probs.tolist()) for a distribution)"
+            ) from None
+        return state  # type: ignore[no-any-return]
+
+
+def wrap_stepped_decoder(
+    start: StartFn, step: StepFn, output: OutputFn, name: str | None = None
+) -> SteppedCallableDecoder:
+    """`start(target) -> state`, `step(target, rng, state) -> state` (one forward pass),
+    `output(target, state) -> tokens | None` as a stepped Strategy; draws go through `rng`
+    (an `OracleRng`), so the exact engine can branch on them and merge equal states."""
+    for role, fn in (("start", start), ("step", step), ("output", output)):
+        if not callable(fn):
+            raise InvalidParameterError(f"{role} must be a callable, got {fn!r}")
+    label = name or str(getattr(step, "__name__", type(step).__name__))
+    return SteppedCallableDecoder(start, step, output, label)
 
 
 def torch_generator_for(randomness: Randomness, name: str) -> torch.Generator:
