@@ -18,13 +18,14 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any, Protocol
 
-from ..reference.presets import PRESETS
-from ..spec.errors import InvalidParameterError
-from ..spec.layout import Layout
-from ..spec.model import Model
-from ..spec.randomness import Randomness
-from ..spec.sampling import Sampling
-from ..spec.strategy import Decoded
+from jacobi_oracle.reference.presets import PRESETS
+from jacobi_oracle.spec.errors import InvalidParameterError
+from jacobi_oracle.spec.layout import Layout
+from jacobi_oracle.spec.model import Model
+from jacobi_oracle.spec.randomness import Randomness
+from jacobi_oracle.spec.sampling import Sampling
+from jacobi_oracle.spec.strategy import Decoded
+
 from .jacobi import (
     AcceleratedWindowDecoder,
     accelerated_ar,

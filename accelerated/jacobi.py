@@ -24,14 +24,15 @@ from typing import Literal, Protocol
 
 import torch
 
-from ..models.llamagen import LlamaGen
-from ..spec.acceptance import RESIDUAL_MASS_FLOOR
-from ..spec.errors import InvalidParameterError, UnsupportedStrategyError
-from ..spec.layout import Layout
-from ..spec.model import Model, Problem
-from ..spec.randomness import CELL_NOISE_PURPOSE, Randomness, cell_noise_key, gumbel_max
-from ..spec.sampling import Sampling
-from ..spec.strategy import Decoded, IterationTrace
+from jacobi_oracle.models.llamagen import LlamaGen
+from jacobi_oracle.spec.acceptance import RESIDUAL_MASS_FLOOR
+from jacobi_oracle.spec.errors import InvalidParameterError, UnsupportedStrategyError
+from jacobi_oracle.spec.layout import Layout
+from jacobi_oracle.spec.model import Model, Problem
+from jacobi_oracle.spec.randomness import CELL_NOISE_PURPOSE, Randomness, cell_noise_key, gumbel_max
+from jacobi_oracle.spec.sampling import Sampling
+from jacobi_oracle.spec.strategy import Decoded, IterationTrace
+
 from .noise import EventNoise, inverse_cdf, sample_streams
 
 PURPOSES = ("init", "accept", "residual", "fresh", "sample")  # the events of every raster-window decoder

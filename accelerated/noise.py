@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import torch
 
-from ..spec.errors import UnsupportedStrategyError
-from ..spec.randomness import (
+from jacobi_oracle.spec.errors import UnsupportedStrategyError
+from jacobi_oracle.spec.randomness import (
     KeyedRandomness,
     Randomness,
     gumbel_from_hashes,

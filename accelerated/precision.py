@@ -26,12 +26,13 @@ from typing import Any
 
 import torch
 
-from ..models.llamagen import LlamaGen
-from ..oracle.realtable import CALIBRATION_TESTS, FAMILY_ALPHA, calibration_counts, judge_calibration
-from ..spec.errors import InvalidParameterError
-from ..spec.layout import Layout
-from ..spec.randomness import KeyedRandomness, Randomness
-from ..spec.sampling import Sampling
+from jacobi_oracle.models.llamagen import LlamaGen
+from jacobi_oracle.oracle.realtable import CALIBRATION_TESTS, FAMILY_ALPHA, calibration_counts, judge_calibration
+from jacobi_oracle.spec.errors import InvalidParameterError
+from jacobi_oracle.spec.layout import Layout
+from jacobi_oracle.spec.randomness import KeyedRandomness, Randomness
+from jacobi_oracle.spec.sampling import Sampling
+
 from . import build_accelerated
 from .bench import BenchConfig, build_bench_model, decoding_model, describe_device, pick_device, strategy_params
 

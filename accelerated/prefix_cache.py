@@ -26,15 +26,16 @@ from typing import Any
 
 import torch
 
-from ..models.llamagen import KVCache, LlamaGen
-from ..reference.presets import build_preset
-from ..spec.errors import InvalidParameterError
-from ..spec.layout import Layout
-from ..spec.model import Model, ModelWrapper, check_query_ranges
-from ..spec.randomness import Randomness
-from ..spec.row_entry import RowEntryProxy
-from ..spec.sampling import Sampling
-from ..spec.strategy import Decoded
+from jacobi_oracle.models.llamagen import KVCache, LlamaGen
+from jacobi_oracle.reference.presets import build_preset
+from jacobi_oracle.spec.errors import InvalidParameterError
+from jacobi_oracle.spec.layout import Layout
+from jacobi_oracle.spec.model import Model, ModelWrapper, check_query_ranges
+from jacobi_oracle.spec.randomness import Randomness
+from jacobi_oracle.spec.row_entry import RowEntryProxy
+from jacobi_oracle.spec.sampling import Sampling
+from jacobi_oracle.spec.strategy import Decoded
+
 from .jacobi import check_batch
 
 

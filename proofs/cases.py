@@ -9,11 +9,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import NamedTuple
 
-from ..models.toy import HashModel, MarkovGrid
-from ..models.transformer import TinyTransformer
-from ..spec.layout import Layout
-from ..spec.model import Model, Problem
-from ..spec.sampling import Sampling
+from jacobi_oracle.models.toy import HashModel, MarkovGrid
+from jacobi_oracle.models.transformer import TinyTransformer
+from jacobi_oracle.spec.layout import Layout
+from jacobi_oracle.spec.model import Model, Problem
+from jacobi_oracle.spec.sampling import Sampling
 
 SAMPLINGS: dict[str, Sampling] = {
     "plain": Sampling(),

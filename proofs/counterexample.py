@@ -16,17 +16,17 @@ from dataclasses import dataclass
 
 import torch
 
-from ..models.registry import build_model
-from ..oracle.exact import ExactVerdict, check_exact
-from ..reference.composed import ComposedStrategy
-from ..reference.drafters import FreshSampleRefresher
-from ..reference.masks import CausalMask
-from ..reference.schedules import RasterWindow
-from ..reference.state import Draft, JacobiState
-from ..reference.verifiers import SpeculativeVerifier
-from ..spec.model import Problem
-from ..spec.randomness import EventKey, Randomness
-from ..spec.sampling import Sampling
+from jacobi_oracle.models.registry import build_model
+from jacobi_oracle.oracle.exact import ExactVerdict, check_exact
+from jacobi_oracle.reference.composed import ComposedStrategy
+from jacobi_oracle.reference.drafters import FreshSampleRefresher
+from jacobi_oracle.reference.masks import CausalMask
+from jacobi_oracle.reference.schedules import RasterWindow
+from jacobi_oracle.reference.state import Draft, JacobiState
+from jacobi_oracle.reference.verifiers import SpeculativeVerifier
+from jacobi_oracle.spec.model import Problem
+from jacobi_oracle.spec.randomness import EventKey, Randomness
+from jacobi_oracle.spec.sampling import Sampling
 
 
 @dataclass(frozen=True)

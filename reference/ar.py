@@ -12,9 +12,10 @@ from dataclasses import dataclass
 
 import torch
 
-from ..spec.model import Problem
-from ..spec.randomness import EventKey, Randomness, cell_noise_key
-from ..spec.strategy import IterationTrace, PhasedDecoder
+from jacobi_oracle.spec.model import Problem
+from jacobi_oracle.spec.randomness import EventKey, Randomness, cell_noise_key
+from jacobi_oracle.spec.strategy import IterationTrace, PhasedDecoder
+
 from .keys import causal_query
 
 

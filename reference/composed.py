@@ -14,9 +14,10 @@ from dataclasses import dataclass, replace
 
 import torch
 
-from ..spec.model import Problem
-from ..spec.randomness import Randomness
-from ..spec.strategy import IterationTrace, PhasedDecoder
+from jacobi_oracle.spec.model import Problem
+from jacobi_oracle.spec.randomness import Randomness
+from jacobi_oracle.spec.strategy import IterationTrace, PhasedDecoder
+
 from .drafters import InitialDrafter, Refresher
 from .keys import Key, committed_keys, run_queries
 from .masks import Mask

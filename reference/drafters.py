@@ -11,11 +11,12 @@ from typing import Literal, Protocol
 
 import torch
 
-from ..spec.acceptance import compute_acceptance_probability, compute_residual
-from ..spec.errors import InvalidParameterError
-from ..spec.layout import Layout
-from ..spec.model import Problem
-from ..spec.randomness import EventKey, Randomness, cell_noise_key
+from jacobi_oracle.spec.acceptance import compute_acceptance_probability, compute_residual
+from jacobi_oracle.spec.errors import InvalidParameterError
+from jacobi_oracle.spec.layout import Layout
+from jacobi_oracle.spec.model import Problem
+from jacobi_oracle.spec.randomness import EventKey, Randomness, cell_noise_key
+
 from .state import Draft, JacobiState
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..spec.model import Problem, forward_pass
+from jacobi_oracle.spec.model import Problem, forward_pass
 
 
 @dataclass(frozen=True)

@@ -14,9 +14,9 @@ from typing import Literal
 
 import torch
 
-from ..spec.errors import InvalidParameterError, UnsupportedStrategyError
-from ..spec.layout import Layout
-from ..spec.lpd_order import (
+from jacobi_oracle.spec.errors import InvalidParameterError, UnsupportedStrategyError
+from jacobi_oracle.spec.layout import Layout
+from jacobi_oracle.spec.lpd_order import (
     DEFAULT_REPULSION,
     check_group_sizes,
     compute_group_sizes,
@@ -24,10 +24,11 @@ from ..spec.lpd_order import (
     compute_random_order,
     compute_raster_order,
 )
-from ..spec.model import Problem
-from ..spec.position_query import QUERY_TOKEN, is_position_query_model
-from ..spec.randomness import EventKey, Randomness
-from ..spec.strategy import IterationTrace, SteppedDecoder
+from jacobi_oracle.spec.model import Problem
+from jacobi_oracle.spec.position_query import QUERY_TOKEN, is_position_query_model
+from jacobi_oracle.spec.randomness import EventKey, Randomness
+from jacobi_oracle.spec.strategy import IterationTrace, SteppedDecoder
+
 from .keys import Key, committed_keys, run_queries
 
 OrderKind = Literal["locality", "raster", "random"]

@@ -27,10 +27,11 @@ from dataclasses import dataclass, field, replace
 
 import torch
 
-from ..spec.errors import InvalidParameterError
-from ..spec.model import Problem
-from ..spec.randomness import PrefixedRandomness, Randomness
-from ..spec.strategy import IterationTrace, PhasedDecoder
+from jacobi_oracle.spec.errors import InvalidParameterError
+from jacobi_oracle.spec.model import Problem
+from jacobi_oracle.spec.randomness import PrefixedRandomness, Randomness
+from jacobi_oracle.spec.strategy import IterationTrace, PhasedDecoder
+
 from .drafters import FreshSampleRefresher, InitialDrafter, RandomDrafter
 from .keys import Key, committed_keys, run_queries
 from .masks import CausalMask, Mask, RowCausalMask

@@ -6,8 +6,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from ..spec.errors import InvalidParameterError
-from ..spec.strategy import SteppedDecoder
+from jacobi_oracle.spec.errors import InvalidParameterError
+from jacobi_oracle.spec.strategy import SteppedDecoder
+
 from .ar import AutoRegressive, GumbelAR
 from .composed import ComposedStrategy
 from .drafters import (

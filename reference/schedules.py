@@ -5,8 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from ..spec.errors import InvalidParameterError
-from ..spec.model import Problem
+from jacobi_oracle.spec.errors import InvalidParameterError
+from jacobi_oracle.spec.model import Problem
+
 from .state import JacobiState, Window
 
 

@@ -7,10 +7,16 @@ from typing import Protocol
 
 import torch
 
-from ..spec.acceptance import compute_acceptance_probability, compute_residual
-from ..spec.errors import InvalidParameterError, ProbabilityError, ShapeMismatchError, UnsupportedStrategyError
-from ..spec.model import Problem
-from ..spec.randomness import EventKey, Randomness, cell_noise_key
+from jacobi_oracle.spec.acceptance import compute_acceptance_probability, compute_residual
+from jacobi_oracle.spec.errors import (
+    InvalidParameterError,
+    ProbabilityError,
+    ShapeMismatchError,
+    UnsupportedStrategyError,
+)
+from jacobi_oracle.spec.model import Problem
+from jacobi_oracle.spec.randomness import EventKey, Randomness, cell_noise_key
+
 from .drafters import fresh_sample
 from .state import Draft, JacobiState, Window
 

@@ -136,8 +136,8 @@ def splitmix64_tensor(x: torch.Tensor) -> torch.Tensor:
 def gumbel_from_hashes(key_hashes: torch.Tensor, vocab_size: int) -> torch.Tensor:
     """[..., V] float64 Gumbels from [...] int64 event hashes (signed64 of `keyed_hash`):
 
-        h_t = splitmix64(splitmix64(h ^ VECTOR_TAG) ^ t),  u_t = ((h_t >> 11) + 1/2) 2^-53  in (0, 1),
-        G_t = -log(-log u_t).
+    h_t = splitmix64(splitmix64(h ^ VECTOR_TAG) ^ t),  u_t = ((h_t >> 11) + 1/2) 2^-53  in (0, 1),
+    G_t = -log(-log u_t).
     """
     base = splitmix64_tensor(key_hashes ^ VECTOR_TAG)[..., None]
     tokens = torch.arange(vocab_size, dtype=torch.int64, device=key_hashes.device)
