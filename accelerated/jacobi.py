@@ -25,7 +25,8 @@ from typing import Literal, Protocol
 import torch
 
 from jacobi_oracle.models.llamagen import LlamaGen
-from jacobi_oracle.spec.acceptance import RESIDUAL_MASS_FLOOR
+from jacobi_oracle.reference.drafters import compute_keep_mask, compute_reuse_law
+from jacobi_oracle.spec.acceptance import compute_acceptance_probabilities, compute_residual
 from jacobi_oracle.spec.errors import InvalidParameterError, UnsupportedStrategyError
 from jacobi_oracle.spec.layout import Layout
 from jacobi_oracle.spec.model import Model, Problem
@@ -221,13 +222,6 @@ def target_probs(sampling: Sampling, cond: torch.Tensor, uncond: torch.Tensor | 
     return flat.view(cond.shape)
 
 
-def compute_residuals(target: torch.Tensor, draft_probs: torch.Tensor) -> torch.Tensor:
-    """[..., V]: norm(max(0, p - q)), or p itself where that mass is numerically empty (spec/acceptance.py)."""
-    excess = (target - draft_probs).clamp(min=0.0)
-    mass = excess.sum(dim=-1, keepdim=True)
-    return torch.where(mass > RESIDUAL_MASS_FLOOR, excess / mass, target / target.sum(dim=-1, keepdim=True))
-
-
 @dataclass(frozen=True)
 class Rules:
     """The parts of a raster-window preset (reference/drafters.py, verifiers.py)."""
@@ -251,12 +245,6 @@ class Rules:
         return PURPOSES + (COUPLING_PURPOSES if self.refresh.startswith("couple") else ())
 
 
-def acceptance_probs(target: torch.Tensor, draft_probs: torch.Tensor, token: torch.Tensor) -> torch.Tensor:
-    """[B, W] min(1, p(d) / q(d)) of [B, W] tokens d under [B, W, V] p and q (spec/acceptance.py)."""
-    p_d, q_d = target.gather(2, token[:, :, None])[..., 0], draft_probs.gather(2, token[:, :, None])[..., 0]
-    return (p_d / q_d.clamp(min=1e-300)).clamp(max=1.0)
-
-
 def verify(
     state: WindowState, target: torch.Tensor, drafted: torch.Tensor, u: dict[str, torch.Tensor], rules: Rules
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -273,9 +261,9 @@ def verify(
             decision = gumbel_max(target, _at_cells(state.cell_noise, cells))
         accepted, corrected = (draft == decision) & drafted, decision
     else:  # speculative: accept with min(1, p(d) / q(d)), else residual; bonus y ~ p
-        accept_prob = torch.where(drafted, acceptance_probs(target, q, draft), 0.0)
+        accept_prob = compute_acceptance_probabilities(target, q, draft, drafted)
         accepted = (u["accept"] < accept_prob) & drafted  # [B, W]
-        residual_token = inverse_cdf(compute_residuals(target, q), u["residual"])
+        residual_token = inverse_cdf(compute_residual(target, q), u["residual"])
         bonus_token = inverse_cdf(target, u[rules.bonus_purpose])
         corrected = torch.where(drafted, residual_token, bonus_token)
     k = accepted.long().cumprod(dim=1).sum(dim=1)  # [B]: leading accepted drafts
@@ -298,8 +286,10 @@ def refresh(
         return fresh, target
     if rules.refresh.startswith("couple"):  # maximal coupling to the old draft (spec/coupling.md)
         old, old_q = state.tokens.gather(1, state.cells), _at_cells(state.draft_probs, state.cells)
-        kept = (u["couple"] < acceptance_probs(target, old_q, old)) & drafted  # the bonus cell: fresh
-        redrawn = inverse_cdf(compute_residuals(target, old_q), u["couple-residual"])
+        kept = (
+            u["couple"] < compute_acceptance_probabilities(target, old_q, old, drafted)
+        ) & drafted  # the bonus cell: fresh
+        redrawn = inverse_cdf(compute_residual(target, old_q), u["couple-residual"])
         token = torch.where(drafted, torch.where(kept, old, redrawn), fresh)
         if rules.refresh == "couple-official":  # a kept draft keeps its old q
             return token, torch.where(kept[:, :, None], old_q, target)
@@ -308,14 +298,14 @@ def refresh(
     index = state.cells[:, :, None].expand_as(target)
     draft = state.tokens.gather(1, state.cells)
     old_q, previous = state.draft_probs.gather(1, index), state.last_target.gather(1, index)
-    keep = (target > rules.reuse_threshold * previous) & state.has_last.gather(1, state.cells)[:, :, None]
+    keep = (
+        compute_keep_mask(previous, target, rules.reuse_threshold) & state.has_last.gather(1, state.cells)[:, :, None]
+    )
     kept = keep.gather(2, draft[:, :, None])[..., 0] & drafted  # the bonus cell had no draft to keep
     token = torch.where(kept, draft, fresh)
     if rules.refresh == "reuse-stale":
         return token, torch.where(kept[:, :, None], old_q, target)
-    kept_law = old_q * keep
-    mixture = kept_law + (1.0 - kept_law.sum(dim=-1, keepdim=True)) * target
-    return token, torch.where(drafted[:, :, None], mixture, target)
+    return token, torch.where(drafted[:, :, None], compute_reuse_law(old_q, keep, target), target)
 
 
 def verify_and_refresh(

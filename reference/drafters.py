@@ -153,9 +153,10 @@ def compute_keep_mask(
 
 def compute_reuse_law(draft_probs: torch.Tensor, keep: torch.Tensor, target_probs: torch.Tensor) -> torch.Tensor:
     """The true law of the draft after keep-or-resample (spec/sjdpp.md):
-    q_next(y) = q_old(y) keep(y) + (1 - sum_z q_old(z) keep(z)) p_t(y)."""
+    q_next(y) = q_old(y) keep(y) + (1 - sum_z q_old(z) keep(z)) p_t(y),
+    [V] or [..., V] (accelerated/ calls it on batches)."""
     kept = draft_probs * keep
-    resample_mass = max(0.0, 1.0 - float(kept.sum()))  # >= 0 also when rounding makes sum(kept) > 1
+    resample_mass = (1.0 - kept.sum(dim=-1, keepdim=True)).clamp(min=0.0)  # >= 0 also when rounding makes sum(kept) > 1
     return kept + resample_mass * target_probs
 
 

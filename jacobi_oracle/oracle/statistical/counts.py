@@ -23,7 +23,7 @@ from ...reference.composed import ComposedStrategy
 from ...reference.keys import committed_keys, run_queries
 from ...reference.state import JacobiState, Window
 from ...reference.verifiers import FixedNoiseVerifier, NoVerifier, Verifier, WindowOutcome
-from ...spec.acceptance import RESIDUAL_MASS_FLOOR
+from ...spec.acceptance import RESIDUAL_MASS_FLOOR, compute_residual, compute_residual_mass
 from ...spec.errors import InvalidParameterError
 from ...spec.model import Problem
 from ...spec.randomness import EventKey, KeyedRandomness, Randomness
@@ -209,11 +209,9 @@ def record_window(
         record.draft_pit[pit_bin(randomised_pit(q, draft.token, u))] += 1
         record.hazard[depth] += (1, int(cell in accepted), to_fixed(alpha), to_fixed(alpha * (1.0 - alpha)))
         if cell not in accepted and cell in outcome.committed:
-            excess = torch.clamp(p - q, min=0.0)
-            mass = float(excess.sum())
-            if mass > RESIDUAL_MASS_FLOOR:
+            if float(compute_residual_mass(p, q)) > RESIDUAL_MASS_FLOOR:  # else the residual is never drawn
                 u = record.aux.uniform(EventKey(AUX_PURPOSE + "-residual", state.iteration, cell))
-                record.residual_pit[pit_bin(randomised_pit(excess / mass, outcome.committed[cell], u))] += 1
+                record.residual_pit[pit_bin(randomised_pit(compute_residual(p, q), outcome.committed[cell], u))] += 1
             return
     last = window.cells[-1]
     if window.bonus and state.drafts[last] is None and last in outcome.committed:
