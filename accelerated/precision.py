@@ -27,7 +27,8 @@ from typing import Any
 import torch
 
 from jacobi_oracle.models.llamagen import LlamaGen
-from jacobi_oracle.oracle.realtable import CALIBRATION_TESTS, FAMILY_ALPHA, calibration_counts, judge_calibration
+from jacobi_oracle.oracle.realtable import FAMILY_ALPHA, calibration_counts, judge_calibration
+from jacobi_oracle.oracle.statistical.power import CALIBRATION_TESTS
 from jacobi_oracle.spec.errors import InvalidParameterError
 from jacobi_oracle.spec.layout import Layout
 from jacobi_oracle.spec.randomness import KeyedRandomness, Randomness

@@ -11,16 +11,19 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from jacobi_oracle.models.registry import build_model
 from jacobi_oracle.mutants import mutant_problem
 from jacobi_oracle.oracle.exact import check_exact
-from jacobi_oracle.oracle.statistical import power
+from jacobi_oracle.oracle.statistical import power, statistical_check
 from jacobi_oracle.oracle.statistical.check import compute_exact_marginals, sequence_power
 from jacobi_oracle.oracle.statistical.counts import CountTables, compute_calibration
 from jacobi_oracle.oracle.statistical.measure import predict_detection, simulate_detection
 from jacobi_oracle.oracle.statistical.planted import compute_sequence, compute_tilt, compute_towards, plant, planted_law
+from jacobi_oracle.oracle.statistical.power import bonferroni_level
 from jacobi_oracle.oracle.statistical.tests import goodness_of_fit
-from jacobi_oracle.reference.presets import ar
+from jacobi_oracle.reference.presets import ar, sjd
 from jacobi_oracle.spec.errors import InvalidParameterError
+from jacobi_oracle.spec.model import Problem
 from jacobi_oracle.spec.sampling import Sampling
 
 ALPHA = 1e-6
@@ -117,3 +120,18 @@ def test_power_surprise_shift_is_detected_with_probability_099() -> None:
         z = float((counts * surprise).sum()) / np.sqrt(float((counts * variance).sum()))
         detected += float(2.0 * stats.norm.sf(abs(z))) <= level
     assert detected >= 388
+
+
+def test_power_defaults_to_the_family_a_check_judges() -> None:
+    """`power()`'s default family is the one `compute_family_size` formula the check uses: on
+    hash (2x3) SJD exercises every verifier test and the sequence law is tested."""
+    case = build_model("hash")
+    problem = Problem(case.model, case.condition, case.layout, Sampling())
+    verdict = statistical_check(sjd(3), problem, 300, 1e-6, 3)
+    assert power(300, layout=problem.layout).tests == len(verdict.tests) - 1  # the support test is not Bonferroni-split
+    assert {t.name for t in verdict.tests} >= {"accept-hazard", "residual-pit", "bonus-pit", "draft-pit", "sequence"}
+
+
+def test_a_family_needs_a_test() -> None:
+    with pytest.raises(InvalidParameterError, match="family has >= 1 test"):
+        bonferroni_level(1e-6, 0)

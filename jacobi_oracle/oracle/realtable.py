@@ -59,7 +59,7 @@ from ..spec.sampling import Sampling
 from ..spec.strategy import Decoded, Strategy
 from .statistical.check import calibration_tests
 from .statistical.counts import CountTables, from_fixed, record_calibration
-from .statistical.power import compute_min_detectable_shift
+from .statistical.power import CALIBRATION_TESTS, bonferroni_level, compute_min_detectable_shift
 from .statistical.tests import TestResult
 
 # Real-model parameters, published where there is one (SJD: W = 16; PJD: c = 8 image tokens,
@@ -80,7 +80,6 @@ DEFAULT_SEED = 2024
 # Presets that start a row before the row above is finished: decoded through RowEntryProxy
 ROW_ENTRY_PRESETS = frozenset({"pjd", "pjd-causal", "pjd-exact", "zipar"})
 FAMILY_ALPHA = 1e-6  # false-fail probability of a whole table of lossless rows
-CALIBRATION_TESTS = 3  # pit-chi2, pit-ks, surprise (statistical.check.calibration_tests)
 
 
 def real_params(name: str) -> dict[str, Any]:
@@ -185,7 +184,7 @@ class Calibration:
 
 def judge_calibration(surprise: Sequence[int], pit: Sequence[int], family: int) -> Calibration:
     """statistical.check.calibration_tests at FAMILY_ALPHA / family each."""
-    alpha = FAMILY_ALPHA / family
+    alpha = bonferroni_level(FAMILY_ALPHA, family)
     counts = np.asarray(surprise, dtype=np.int64)
     flat, square, cube = (np.zeros((0,) * d, np.int64) for d in (1, 2, 3))  # tables not used here
     pit_counts = np.asarray(pit, np.int64)

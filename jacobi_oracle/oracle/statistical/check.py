@@ -40,7 +40,15 @@ from .counts import (
     is_enumerable,
     sequence_index,
 )
-from .power import check_budget, compute_min_detectable_shift, compute_min_detectable_tv
+from .power import (
+    CALIBRATION_TESTS,
+    VERIFIER_TESTS,
+    bonferroni_level,
+    check_budget,
+    compute_family_size,
+    compute_min_detectable_shift,
+    compute_min_detectable_tv,
+)
 from .tests import (
     FloatArray,
     TestResult,
@@ -217,11 +225,13 @@ def sequence_tests(problem: Problem, tables: CountTables, law: ReferenceLaw, alp
 
 
 def calibration_tests(tables: CountTables, alpha: float) -> list[TestResult]:
-    return [
+    tests = [
         pit_uniformity("pit-chi2", tables.pit, alpha),
         pit_ks("pit-ks", tables.pit, alpha),
         surprise_martingale("surprise", tables.surprise, alpha),
     ]
+    assert len(tests) == CALIBRATION_TESTS
+    return tests
 
 
 def verifier_tests(tables: CountTables, alpha: float) -> list[TestResult]:
@@ -235,6 +245,7 @@ def verifier_tests(tables: CountTables, alpha: float) -> list[TestResult]:
         results.append(pit_uniformity("bonus-pit", tables.bonus_pit, alpha))
     if tables.draft_pit.sum():
         results.append(pit_uniformity("draft-pit", tables.draft_pit, alpha))
+    assert len(results) <= VERIFIER_TESTS
     return results
 
 
@@ -248,7 +259,7 @@ def support_test(tables: CountTables) -> TestResult:
 def family_size(problem: Problem, tables: CountTables, sequence: int = 0) -> int:
     verifier = int(bool(tables.hazard[:, 0].sum())) + int(bool(tables.residual_pit.sum()))
     verifier += int(bool(tables.bonus_pit.sum())) + int(bool(tables.draft_pit.sum()))
-    return problem.layout.num_cells + len(adjacent_pairs(problem)) + 3 + verifier + sequence
+    return compute_family_size(problem.layout, verifier, sequence)
 
 
 def sequence_family(problem: Problem, tables: CountTables, law: ReferenceLaw) -> int:
@@ -267,7 +278,7 @@ def judge(
 ) -> StatisticalVerdict:
     """The verdict from count tables (also used after merging sharded tables)."""
     family = family_size(problem, tables, sequence_family(problem, tables, law))
-    each = alpha / family
+    each = bonferroni_level(alpha, family)
     tests = [support_test(tables)]
     tests += token_tests(problem, tables, law, each)
     tests += calibration_tests(tables, each)

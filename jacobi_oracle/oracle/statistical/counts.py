@@ -25,6 +25,7 @@ from ...reference.state import JacobiState, Window
 from ...reference.verifiers import FixedNoiseVerifier, NoVerifier, Verifier, WindowOutcome
 from ...spec.acceptance import RESIDUAL_MASS_FLOOR, compute_residual, compute_residual_mass
 from ...spec.errors import InvalidParameterError
+from ...spec.layout import Layout
 from ...spec.model import Problem
 from ...spec.randomness import EventKey, KeyedRandomness, Randomness
 from ...spec.strategy import SteppedDecoder, Strategy
@@ -75,7 +76,11 @@ def bucket_of(token: int, vocab_size: int, buckets: int) -> int:
 
 def adjacent_pairs(problem: Problem) -> tuple[tuple[int, int], ...]:
     """(cell, cell) pairs whose joint law is tested: raster neighbours, then vertical ones."""
-    layout = problem.layout
+    return layout_pairs(problem.layout)
+
+
+def layout_pairs(layout: Layout) -> tuple[tuple[int, int], ...]:
+    """`adjacent_pairs` of a grid."""
     across = [(c, c + 1) for c in range(layout.num_cells - 1) if (c + 1) % layout.width]
     down = [(c, c + layout.width) for c in range(layout.num_cells - layout.width)]
     return tuple(across + down)

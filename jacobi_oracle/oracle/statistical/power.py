@@ -9,8 +9,27 @@ from dataclasses import dataclass
 from scipy import optimize, stats
 
 from ...spec.errors import InvalidParameterError
+from ...spec.layout import Layout
+from .counts import layout_pairs
 
 DETECTION_PROBABILITY = 0.99
+CALIBRATION_TESTS = 3  # pit-chi2, pit-ks, surprise (check.calibration_tests)
+VERIFIER_TESTS = 4  # accept-hazard, residual-pit, bonus-pit, draft-pit, each when exercised (check.verifier_tests)
+
+
+def bonferroni_level(alpha: float, family: int) -> float:
+    """The level each of `family` sub-tests is judged at, so that the family fails a lossless
+    decoder with probability <= alpha (Bonferroni). The one place this division is made."""
+    if not isinstance(family, int) or family < 1:
+        raise InvalidParameterError(f"a test family has >= 1 test, got {family!r}")
+    return alpha / family
+
+
+def compute_family_size(layout: Layout, verifier_tests: int = VERIFIER_TESTS, sequence_tests: int = 0) -> int:
+    """The sub-tests of a statistical check on `layout` (spec/statistical_oracle.md), support
+    test aside: one per cell, one per adjacent pair, the calibration tests, the verifier tests
+    the samples exercised, and `sequence` + `conditional[1..L-1]` when the sequence law is tested."""
+    return layout.num_cells + len(layout_pairs(layout)) + CALIBRATION_TESTS + verifier_tests + sequence_tests
 
 
 def check_budget(budget: int, alpha: float) -> None:
@@ -54,7 +73,7 @@ def compute_min_detectable_tv(
     check_budget(budget, alpha)
     if categories < 2:
         raise InvalidParameterError(f"a marginal needs >= 2 categories, got {categories!r}")
-    lam = compute_noncentrality(categories - 1, alpha / max(tests, 1))
+    lam = compute_noncentrality(categories - 1, bonferroni_level(alpha, tests))
     return min(1.0, math.sqrt(lam / (4.0 * effective_samples(budget, reference_budget))))
 
 
@@ -63,7 +82,7 @@ def compute_min_detectable_shift(tokens: int, alpha: float, mean_variance: float
     detects with probability >= 0.99, for `tokens` tokens of mean surprise variance."""
     if tokens < 1 or mean_variance <= 0:
         return math.inf
-    z = float(stats.norm.isf(alpha / max(tests, 1) / 2.0) + stats.norm.isf(1.0 - DETECTION_PROBABILITY))
+    z = float(stats.norm.isf(bonferroni_level(alpha, tests) / 2.0) + stats.norm.isf(1.0 - DETECTION_PROBABILITY))
     return z * math.sqrt(mean_variance / tokens)
 
 
@@ -86,12 +105,16 @@ def power(
     two_sample: bool = False,
     pair_categories: int | None = None,
     mean_variance: float = 1.0,
+    layout: Layout | None = None,
 ) -> PowerReport:
     """The power of a `statistical_check` with this budget: the smallest TV (per-position and
     pair marginals) and the smallest surprise shift detected with probability >= 0.99.
-    `tests` defaults to the family size of a check on `num_cells` cells."""
+    `tests` defaults to the family of a check on `layout` (default: one row of `num_cells`)
+    exercising every verifier test and testing the sequence law (`compute_family_size`)."""
     check_budget(budget, alpha)
-    family = tests if tests is not None else 3 * num_cells + 6
+    grid = layout if layout is not None else Layout(1, num_cells)
+    num_cells = grid.num_cells
+    family = tests if tests is not None else compute_family_size(grid, sequence_tests=num_cells)
     reference = budget if two_sample else None
     pair_k = pair_categories if pair_categories is not None else vocab_size * vocab_size
     return PowerReport(
