@@ -5,13 +5,13 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from ..models.registry import DEFAULT_MODEL, MODELS, build_model
+from ..models.registry import CLI_MODEL, MODELS, build_model
 from ..spec.model import Problem
 from ..spec.sampling import Sampling
 
 
 def add_problem_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", default=DEFAULT_MODEL, help=f"built-in model ({', '.join(MODELS)})")
+    parser.add_argument("--model", default=CLI_MODEL, help=f"built-in model ({', '.join(MODELS)})")
     parser.add_argument("--condition", type=int, default=None, help="class id (default: the model's case)")
     parser.add_argument("--temperature", type=float, default=1.0)
     parser.add_argument("--top-k", type=int, default=None)

@@ -21,7 +21,7 @@ from .adapter import CallableDecoder, DecoderFn, wrap_decoder
 
 Engine = Literal["auto", "exact", "stat"]
 ENGINES: tuple[Engine, ...] = ("auto", "exact", "stat")
-DEFAULT_MODEL = "hash-tiny"
+ASSERT_MODEL = "hash-tiny"  # assert_lossless's default model: exact checks of a whole-run decoder in about a second
 DEFAULT_BUDGET = 2000  # most samples of a statistical check (when no time budget is given)
 DEFAULT_ALPHA = 1e-6  # false-fail probability of one assert_lossless call (statistical engine)
 EXACT_AUTO_SEQUENCES = 64  # "auto" enumerates when V ** L is at most this many sequences
@@ -50,7 +50,7 @@ class LosslessReport:
 
 def assert_lossless(
     decoder: Strategy | DecoderFn,
-    model: ModelSpec = DEFAULT_MODEL,
+    model: ModelSpec = ASSERT_MODEL,
     *,
     layout: Layout | None = None,
     condition: int | None = None,
@@ -86,7 +86,7 @@ def assert_lossless(
 
 def assert_pathwise_equal(
     decoder: Strategy | DecoderFn,
-    model: ModelSpec = DEFAULT_MODEL,
+    model: ModelSpec = ASSERT_MODEL,
     *,
     layout: Layout | None = None,
     condition: int | None = None,

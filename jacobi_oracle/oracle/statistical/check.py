@@ -141,10 +141,6 @@ class StatisticalVerdict:
     power_sequence: float | None = None  # smallest TV of the WHOLE law detected w.p. >= 0.99 (exact mode)
     looks: tuple[Look, ...] = ()  # sequential checks: every interim verdict, in order
 
-    @property
-    def lossless(self) -> bool:
-        return self.passed
-
     def failed_tests(self) -> list[TestResult]:
         return [t for t in self.tests if not t.passed]
 
