@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 
 import torch
 
+from jacobi_oracle.spec.errors import UnsupportedStrategyError
 from jacobi_oracle.spec.model import Problem
 from jacobi_oracle.spec.randomness import Randomness
 from jacobi_oracle.spec.strategy import IterationTrace, PhasedDecoder
@@ -32,9 +33,9 @@ Plan = tuple[JacobiState, tuple[Window, ...]]  # the state with its drafts fille
 class ComposedStrategy(PhasedDecoder[JacobiState, Plan, dict[int, torch.Tensor]]):
     name: str
     schedule: Schedule
-    initial_drafter: InitialDrafter
+    initial_drafter: InitialDrafter | None  # None: the schedule's windows never carry drafts (ZipAR)
     verifier: Verifier
-    refresher: Refresher
+    refresher: Refresher | None  # None: the verifier never leaves a cell unresolved (ZipAR)
     mask: Mask
     remember_targets: bool = False  # keep each cell's latest p in the state (spatial drafters)
 
@@ -79,6 +80,10 @@ class ComposedStrategy(PhasedDecoder[JacobiState, Plan, dict[int, torch.Tensor]]
         for window in windows:
             for cell in window.drafted_cells():
                 if state.drafts[cell] is None:
+                    if self.initial_drafter is None:
+                        raise UnsupportedStrategyError(
+                            f"{self.name}: window cell {cell} needs a draft, but the strategy has no initial drafter"
+                        )
                     draft = self.initial_drafter.initial_draft(problem, state, cell, randomness)
                     state = state.with_drafts({cell: draft})
         return state
@@ -124,8 +129,14 @@ class ComposedStrategy(PhasedDecoder[JacobiState, Plan, dict[int, torch.Tensor]]
             for cell, token in outcome.committed.items():
                 committed[cell] = token
                 drafts[cell] = None
-            for cell in outcome.unresolved:
-                drafts[cell] = self.refresher.refresh(problem, state, cell, target_probs[cell], randomness)
+            if outcome.unresolved:
+                refresher = self.refresher
+                if refresher is None:
+                    raise UnsupportedStrategyError(
+                        f"{self.name}: cells {outcome.unresolved} are unresolved, but the strategy has no refresher"
+                    )
+                for cell in outcome.unresolved:
+                    drafts[cell] = refresher.refresh(problem, state, cell, target_probs[cell], randomness)
             proposed += outcome.proposed
             accepted += outcome.accepted
         new_commits = tuple(

@@ -169,6 +169,7 @@ class ReuseRefresher:
 
     threshold: float = 1.0
     q: Literal["stale", "mixture"] = "stale"
+    fallback: Refresher = FreshSampleRefresher()  # a cell without a draft to reuse (the bonus cell)
 
     def __post_init__(self) -> None:
         # Verify the threshold is a finite ratio >= 0
@@ -188,7 +189,7 @@ class ReuseRefresher:
     ) -> Draft | None:
         old = state.drafts[cell]
         if old is None:  # nothing to reuse (the bonus cell): plain refinement
-            return FreshSampleRefresher().refresh(problem, state, cell, target_probs, randomness)
+            return self.fallback.refresh(problem, state, cell, target_probs, randomness)
         keep = compute_keep_mask(old.last_target, target_probs, self.threshold)
         kept = bool(keep[old.token])
         token = old.token if kept else fresh_sample(target_probs, state.iteration, cell, randomness)
@@ -207,6 +208,7 @@ class ConfidentReuseRefresher:
     decision reads the draft's own value, so a kept draft's q is no longer its law (lossy)."""
 
     threshold: float = 0.5
+    fallback: Refresher = FreshSampleRefresher()  # a cell without a draft to reuse (the bonus cell)
 
     def __post_init__(self) -> None:
         # Verify the threshold is an acceptance probability
@@ -226,7 +228,7 @@ class ConfidentReuseRefresher:
             confidence = compute_acceptance_probability(target_probs, old.draft_probs, old.token)
             if confidence > self.threshold:
                 return Draft(old.token, old.draft_probs, last_target=target_probs)
-        return FreshSampleRefresher().refresh(problem, state, cell, target_probs, randomness)
+        return self.fallback.refresh(problem, state, cell, target_probs, randomness)
 
 
 @dataclass(frozen=True)
@@ -240,6 +242,7 @@ class MaximalCouplingRefresher:
     draft (the bonus cell) gets this pass's fresh sample, as in FreshSampleRefresher."""
 
     official: bool = False
+    fallback: Refresher = FreshSampleRefresher()  # a cell without a draft to couple to (the bonus cell)
 
     def refresh(
         self,
@@ -251,7 +254,7 @@ class MaximalCouplingRefresher:
     ) -> Draft | None:
         old = state.drafts[cell]
         if old is None:  # nothing to couple to: plain refinement
-            return FreshSampleRefresher().refresh(problem, state, cell, target_probs, randomness)
+            return self.fallback.refresh(problem, state, cell, target_probs, randomness)
         keep = compute_acceptance_probability(target_probs, old.draft_probs, old.token)
         if randomness.bernoulli(keep, EventKey("couple", state.iteration, cell)):
             draft_probs = old.draft_probs if self.official else target_probs

@@ -308,9 +308,9 @@ def zipar(window: int = DEFAULT_CONTEXT) -> ComposedStrategy:
     return ComposedStrategy(
         name="zipar",
         schedule=StaggeredRows(window),
-        initial_drafter=RandomDrafter(),  # never called: ZipAR windows carry no drafts
+        initial_drafter=None,  # ZipAR windows carry no drafts
         verifier=NoVerifier(),
-        refresher=FreshSampleRefresher(),  # never called: nothing is left unresolved
+        refresher=None,  # nothing is left unresolved
         mask=CausalMask(),
     )
 

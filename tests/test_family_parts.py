@@ -5,6 +5,7 @@ exactly what their spec says, and bad parameters raise typed errors."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
 import pytest
 import torch
@@ -13,6 +14,7 @@ from hypothesis import strategies as st
 
 from jacobi_oracle.models.toy import HashModel
 from jacobi_oracle.oracle.exact import enumerate_outcomes, exact_output_law
+from jacobi_oracle.reference.composed import ComposedStrategy
 from jacobi_oracle.reference.drafters import (
     ReuseRefresher,
     SpatialDrafter,
@@ -21,6 +23,7 @@ from jacobi_oracle.reference.drafters import (
     neighbour_cell,
 )
 from jacobi_oracle.reference.presets import build_preset
+from jacobi_oracle.reference.schedules import RasterWindow
 from jacobi_oracle.reference.state import Draft, JacobiState
 from jacobi_oracle.reference.verifiers import (
     ExactRule,
@@ -33,6 +36,7 @@ from jacobi_oracle.reference.verifiers import (
 from jacobi_oracle.spec import (
     EventKey,
     InvalidParameterError,
+    KeyedRandomness,
     Layout,
     ProbabilityError,
     Problem,
@@ -332,3 +336,13 @@ def test_a_drafter_that_reads_targets_gets_them_without_being_asked() -> None:
     for sample in range(5):
         noise = KeyedRandomness(7, sample)
         assert swapped.decode_problem(problem, noise).trace == registered.decode_problem(problem, noise).trace
+
+
+def test_a_strategy_without_a_drafter_refuses_a_window_that_needs_a_draft() -> None:
+    """ZipAR has no drafter and no refresher; a schedule that asks for a draft is refused, not
+    given a silent random one."""
+    zipar = build_preset("zipar")
+    assert isinstance(zipar, ComposedStrategy) and zipar.initial_drafter is None and zipar.refresher is None
+    broken = replace(zipar, schedule=RasterWindow(3), name="zipar-with-windows")
+    with pytest.raises(UnsupportedStrategyError, match="no initial drafter"):
+        broken.decode_problem(PROBLEM, KeyedRandomness(0))
