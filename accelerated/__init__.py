@@ -16,15 +16,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import partial
-from typing import Any, Protocol
+from typing import Any
 
 from jacobi_oracle.reference.presets import PRESETS
 from jacobi_oracle.spec.errors import InvalidParameterError
-from jacobi_oracle.spec.layout import Layout
-from jacobi_oracle.spec.model import Model
-from jacobi_oracle.spec.randomness import Randomness
-from jacobi_oracle.spec.sampling import Sampling
-from jacobi_oracle.spec.strategy import Decoded
+from jacobi_oracle.spec.strategy import BatchStrategy
 
 from .jacobi import (
     AcceleratedWindowDecoder,
@@ -39,23 +35,7 @@ from .jacobi import (
 )
 from .prefix_cache import PrefixCachedDecoder
 
-
-class AcceleratedDecoder(Protocol):
-    @property
-    def name(self) -> str: ...
-
-    def decode(
-        self, model: Model, condition: int | None, layout: Layout, sampling: Sampling, randomness: Randomness
-    ) -> Decoded: ...
-
-    def decode_batch(
-        self,
-        model: Model,
-        conditions: list[int | None],
-        layout: Layout,
-        sampling: Sampling,
-        randomness: list[Randomness],
-    ) -> list[Decoded]: ...
+AcceleratedDecoder = BatchStrategy  # every accelerated decoder decodes batches (spec/strategy.py)
 
 
 ACCELERATED: dict[str, Callable[..., AcceleratedDecoder]] = {

@@ -64,6 +64,22 @@ class Strategy(Protocol):
     ) -> Decoded: ...
 
 
+@runtime_checkable
+class BatchStrategy(Strategy, Protocol):
+    """A Strategy that also decodes many samples at once: `decode_batch(...)[i]` is exactly
+    `decode(..., randomness[i])` (the accelerated decoders; the statistical engine samples
+    through it, so a batch is judged as the same program the user runs)."""
+
+    def decode_batch(
+        self,
+        model: Model,
+        conditions: list[int | None],
+        layout: Layout,
+        sampling: Sampling,
+        randomness: list[Randomness],
+    ) -> list[Decoded]: ...
+
+
 StateT = TypeVar("StateT")
 
 

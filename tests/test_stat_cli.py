@@ -40,3 +40,21 @@ def test_check_fixed_is_one_look_of_the_budget(capsys: pytest.CaptureFixture[str
 def test_check_fixed_with_seconds_is_a_usage_error() -> None:
     argv = ["check", "--strategy", "sjd", "--model", "hash-tiny", "--engine", "stat", "--fixed", "--seconds", "3"]
     assert main(argv) == 2
+
+
+def test_check_accelerated_judges_the_twin_in_batches(capsys: pytest.CaptureFixture[str]) -> None:
+    code, verdict = run(capsys, "check", "--strategy", "sjd", "--model", "hash", "--engine", "stat",
+                        "--accelerated", "--budget", "4000", "--fixed", "--json")  # fmt: skip
+    assert code == 0 and verdict["samples"] == 4000
+    names = {test["name"] for test in verdict["tests"]}  # type: ignore[attr-defined]
+    assert "sequence" in names and "draft-pit" not in names  # the twin has no verifier trace
+
+
+def test_check_accelerated_lossy_twin_is_rejected_negative_control(capsys: pytest.CaptureFixture[str]) -> None:
+    code, verdict = run(capsys, "check", "--strategy", "pjd", "--model", "hash", "--engine", "stat",
+                        "--accelerated", "--budget", "64000", "--json")  # fmt: skip
+    assert code == 1 and verdict["passed"] is False
+
+
+def test_check_accelerated_with_the_exact_engine_is_a_usage_error() -> None:
+    assert main(["check", "--strategy", "sjd", "--accelerated"]) == 2

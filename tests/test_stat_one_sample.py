@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from jacobi_oracle.accelerated import build_accelerated
 from jacobi_oracle.mutants import get_mutant, mutant_problem
 from jacobi_oracle.oracle.statistical import count_samples, statistical_check
 from jacobi_oracle.oracle.statistical.check import compute_conditionals, compute_exact_marginals, prefix_table
@@ -26,7 +27,7 @@ from jacobi_oracle.oracle.statistical.planted import compute_sequence, compute_t
 from jacobi_oracle.oracle.statistical.sampler import sampler
 from jacobi_oracle.oracle.statistical.tests import conditional_fit
 from jacobi_oracle.reference.presets import ar, gumbel_jacobi, sjd
-from jacobi_oracle.spec.randomness import KeyedRandomness
+from jacobi_oracle.spec.randomness import KeyedRandomness, Randomness
 
 ALPHA = 1e-6
 
@@ -138,3 +139,37 @@ def test_fixed_noise_decoders_are_judged_on_their_output_law_only() -> None:
     assert {"sequence", "surprise"} <= names
     assert verdict.passed, verdict.failed_tests()
     assert is_speculative(sjd(3)) and not is_speculative(gumbel_jacobi(3)) and not is_speculative(ar())
+
+
+def test_a_batch_decoder_is_counted_through_decode_batch_with_the_one_by_one_tables() -> None:
+    """The accelerated twin, sampled BATCH at a time, gives the reference's token and
+    calibration tables bit for bit (same keyed noise, same tokens); it has no verifier trace,
+    so its verifier tables stay empty."""
+    problem = mutant_problem()
+    reference = count_samples(sjd(3), problem, range(300), seed=9)
+    batched = count_samples(build_accelerated("sjd", window=3), problem, range(300), seed=9)
+    for name in ("samples", "position", "pairs", "pit", "surprise", "sequences"):
+        assert np.array_equal(getattr(reference, name), getattr(batched, name)), name
+    assert reference.draft_pit.sum() > 0 and batched.draft_pit.sum() == 0
+
+
+def test_a_planted_batch_is_the_planted_samples_one_by_one() -> None:
+    problem = mutant_problem()
+    law = exact_sequence_law(problem)
+    noises: list[Randomness] = [KeyedRandomness(3, i) for i in range(200)]
+    for base in (sjd(3), build_accelerated("sjd", window=3)):
+        planted = plant(base, law, compute_tilt(law, seed=4), 0.1, 3, 4)  # weight ~0.4
+        batch = planted.decode_batch(problem.model, [problem.condition] * 200, problem.layout, problem.sampling, noises)
+        one = [planted.decode(problem.model, problem.condition, problem.layout, problem.sampling, r) for r in noises]
+        assert [d.tokens for d in batch] == [d.tokens for d in one]
+        assert 10 < sum(d.forward_passes == 0 for d in batch) < 190  # planted and base samples both occur
+
+
+def test_an_accelerated_planted_departure_is_rejected_negative_control() -> None:
+    problem = mutant_problem()
+    law = exact_sequence_law(problem)
+    planted = plant(build_accelerated("sjd", window=3), law, compute_tilt(law, seed=4), 0.15, 3, 4)
+    verdict = statistical_check(planted, problem, 2000, ALPHA, seed=21)
+    assert not verdict.passed
+    lossless = statistical_check(build_accelerated("sjd", window=3), problem, 2000, ALPHA, seed=21)
+    assert lossless.passed, lossless.failed_tests()

@@ -10,6 +10,7 @@ from contextlib import contextmanager
 
 from rich.progress import Progress
 
+from ..accelerated import build_accelerated
 from ..models.trained import TRAINED_MODELS, load_named
 from ..oracle.exact import check_exact
 from ..oracle.pathwise import check_pathwise
@@ -46,6 +47,11 @@ def add_parser(sub: Subparsers) -> argparse.ArgumentParser:
     )
     parser.add_argument("--alpha", type=float, default=DEFAULT_ALPHA, help="false-fail probability (stat engine)")
     parser.add_argument("--seed", type=int, default=0, help="noise seed (stat and pathwise engines)")
+    parser.add_argument(
+        "--accelerated",
+        action="store_true",
+        help="judge the preset's accelerated twin (stat and pathwise engines; the stat engine samples it in batches)",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     add_problem_options(parser)
     parser.add_argument("--grid", type=int, default=TRAINED_GRID, help="grid side for --model trained / digits")
@@ -55,7 +61,7 @@ def add_parser(sub: Subparsers) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     problem = trained_problem(args) if args.model in TRAINED_MODELS else problem_from_args(args)
-    strategy = build_preset(args.strategy, **strategy_params(args))
+    strategy = build_strategy(args)
     if args.engine == "stat":
         return run_statistical(args, strategy, problem)
     if args.engine == "pathwise":
@@ -83,6 +89,20 @@ def run(args: argparse.Namespace) -> int:
 
 DEFAULT_BUDGET = 2000
 DEFAULT_ALPHA = 1e-6
+
+
+def build_strategy(args: argparse.Namespace) -> Strategy:
+    """The reference preset, or with --accelerated its accelerated twin (the program judged)."""
+    if not args.accelerated:
+        return build_preset(args.strategy, **strategy_params(args))
+    # Verify the engine can run an accelerated decoder (it draws through keyed noise, not per event)
+    if args.engine in (None, "exact"):
+        raise InvalidParameterError(
+            "--accelerated decoders draw from keyed noise streams the exact engine cannot branch on; "
+            "use --engine stat or pathwise"
+        )
+    build_preset(args.strategy, **strategy_params(args))  # the same parameter checks as the reference
+    return build_accelerated(args.strategy, **strategy_params(args))
 
 
 def run_statistical(args: argparse.Namespace, strategy: Strategy, problem: Problem) -> int:

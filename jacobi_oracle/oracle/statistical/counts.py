@@ -28,7 +28,7 @@ from ...spec.errors import InvalidParameterError
 from ...spec.layout import Layout
 from ...spec.model import Problem
 from ...spec.randomness import EventKey, KeyedRandomness, Randomness
-from ...spec.strategy import SteppedDecoder, Strategy
+from ...spec.strategy import BatchStrategy, SteppedDecoder, Strategy
 from ..exact import MemoModel, single_threaded
 
 FIXED_POINT = 1 << 24  # real-valued terms are summed as integers in units of 2^-24
@@ -37,6 +37,7 @@ MAX_POSITION_BUCKETS = 256  # per-position tables coarsen larger vocabularies in
 MAX_PAIR_BUCKETS = 16  # adjacent-pair tables coarsen into this many buckets per token
 AUX_PURPOSE = "oracle-pit"  # event purpose of the oracle's own uniforms (never used by decoders)
 ENUMERATION_LIMIT = 4096  # V^L up to this: the AR law is computed exactly, whole sequences are counted
+BATCH = 2000  # samples per decode_batch call of a BatchStrategy (accelerated decoders)
 
 IntArray = npt.NDArray[np.int64]
 
@@ -336,6 +337,17 @@ def decode_sample(strategy: Strategy, problem: Problem, randomness: Randomness) 
     return tuple(decoded.tokens)
 
 
+def decode_samples(strategy: Strategy, problem: Problem, noises: list[KeyedRandomness]) -> list[tuple[int, ...]]:
+    """One sample per noise: through `decode_batch` (one batched run) for a `BatchStrategy`,
+    else one `decode` each. The two give the same tokens (BatchStrategy's contract)."""
+    if isinstance(strategy, BatchStrategy):
+        randomness: list[Randomness] = list(noises)
+        conditions = [problem.condition] * len(noises)
+        decoded = strategy.decode_batch(problem.model, conditions, problem.layout, problem.sampling, randomness)
+        return [tuple(d.tokens) for d in decoded]
+    return [decode_sample(strategy, problem, noise) for noise in noises]
+
+
 def count_samples(
     strategy: Strategy,
     problem: Problem,
@@ -360,19 +372,38 @@ def count_samples(
         tables.hazard, tables.residual_pit, tables.bonus_pit, tables.draft_pit, KeyedRandomness(seed)
     )
     recorded = instrumented(strategy, record)
+    batched = isinstance(recorded, BatchStrategy)  # decoded BATCH samples at a time; else one by one
+    indices = list(seeds)
     with single_threaded():
-        for done, index in enumerate(seeds, start=1):
-            noise = KeyedRandomness(seed, sample=index)
-            record.aux = noise
-            tokens = decode_sample(recorded, problem, noise)
-            if len(tokens) != problem.layout.num_cells:
-                raise InvalidParameterError(
-                    f"{getattr(strategy, 'name', strategy)!r} returned {len(tokens)} tokens for "
-                    f"{problem.layout.num_cells} cells"
-                )
-            record_tokens(tables, problem, tokens)
-            if calibration:
-                record_calibration(tables, problem, tokens, noise, cache)
-            if progress is not None:
-                progress(done)
+        for start in range(0, len(indices), BATCH if batched else 1):
+            part = indices[start : start + BATCH] if batched else indices[start : start + 1]
+            noises = [KeyedRandomness(seed, sample=index) for index in part]
+            record.aux = noises[0]  # the verifier records of a one-by-one sample read its noise
+            for done, (noise, tokens) in enumerate(
+                zip(noises, decode_samples(recorded, problem, noises), strict=True), start=start + 1
+            ):
+                count_one(tables, problem, strategy, tokens, noise, calibration, cache)
+                if progress is not None:
+                    progress(done)
     return tables
+
+
+def count_one(
+    tables: CountTables,
+    problem: Problem,
+    strategy: Strategy,
+    tokens: tuple[int, ...],
+    noise: KeyedRandomness,
+    calibration: bool,
+    cache: dict[tuple[int, ...], Calibration] | None,
+) -> None:
+    """Count one decoded sample (its token tables and, with `calibration`, its teacher-forced
+    PIT and surprise)."""
+    if len(tokens) != problem.layout.num_cells:
+        raise InvalidParameterError(
+            f"{getattr(strategy, 'name', strategy)!r} returned {len(tokens)} tokens "
+            f"for {problem.layout.num_cells} cells"
+        )
+    record_tokens(tables, problem, tokens)
+    if calibration:
+        record_calibration(tables, problem, tokens, noise, cache)

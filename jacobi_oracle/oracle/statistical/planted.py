@@ -27,7 +27,7 @@ from ...spec.layout import Layout
 from ...spec.model import Model
 from ...spec.randomness import EventKey, Randomness
 from ...spec.sampling import Sampling
-from ...spec.strategy import Decoded, Strategy
+from ...spec.strategy import BatchStrategy, Decoded, Strategy
 from .tests import FloatArray
 
 PLANTED_PURPOSE = "planted-departure"  # event purposes no decoder uses
@@ -48,11 +48,35 @@ class PlantedDeparture:
     def decode(
         self, model: Model, condition: int | None, layout: Layout, sampling: Sampling, randomness: Randomness
     ) -> Decoded:
+        planted = self._planted(randomness)
+        return planted if planted is not None else self.base.decode(model, condition, layout, sampling, randomness)
+
+    def decode_batch(
+        self,
+        model: Model,
+        conditions: list[int | None],
+        layout: Layout,
+        sampling: Sampling,
+        randomness: list[Randomness],
+    ) -> list[Decoded]:
+        """`decode` per sample: the base decodes every sample (batched when it is a
+        BatchStrategy), then each planted sample is replaced, on the same events as `decode`."""
+        if isinstance(self.base, BatchStrategy):
+            decoded = self.base.decode_batch(model, conditions, layout, sampling, randomness)
+        else:
+            decoded = [
+                self.base.decode(model, c, layout, sampling, r) for c, r in zip(conditions, randomness, strict=True)
+            ]
+        planted = [self._planted(r) for r in randomness]
+        return [d if p is None else p for d, p in zip(decoded, planted, strict=True)]
+
+    def _planted(self, randomness: Randomness) -> Decoded | None:
+        """The planted sample when this sample's event says so, else None."""
         if self.weight > 0.0 and randomness.bernoulli(self.weight, EventKey(PLANTED_PURPOSE, 0, 0)):
             probs = torch.tensor(self.departure, dtype=torch.float64)
             index = randomness.categorical(probs, EventKey(PLANTED_PURPOSE + "-sequence", 0, 0))
             return Decoded(compute_sequence(index, self.vocab_size, self.num_cells), 0, ())
-        return self.base.decode(model, condition, layout, sampling, randomness)
+        return None
 
 
 def compute_sequence(index: int, vocab_size: int, num_cells: int) -> tuple[int, ...]:
