@@ -11,7 +11,12 @@ multinomial sequence counts (`measure.simulate_detection`, the one-sample `seque
 family's rate). Reported: the first look whose measured detection rate is >= 0.99, with its
 95% Clopper-Pearson lower bound, and the seconds that look costs at the decoder sampling rate
 measured here (SJD, `--workers`). `--decoder-runs K` also runs K real sequential checks of the
-planted SJD decoder at the smallest TV whose predicted samples fit in `--seconds`.
+planted SJD decoder at the smallest TV whose predicted samples fit in `--seconds`. `--accelerated`
+takes SJD's accelerated twin as the base (sampled through decode_batch; no verifier tests, so a
+smaller family):
+
+    python benchmarks/stat_power.py --case 3x2x2 --accelerated --workers 2 --decoder-runs 3 \\
+        --out benchmarks/stat-power-3x2x2-accelerated.json
 """
 
 from __future__ import annotations
@@ -19,11 +24,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import time
 from datetime import date
 
 import numpy as np
 
+from jacobi_oracle.accelerated import build_accelerated
 from jacobi_oracle.cli.mutants import parse_case
 from jacobi_oracle.mutants import get_mutant, mutant_problem
 from jacobi_oracle.oracle.exact import exact_ar_law, exact_output_law
@@ -34,6 +41,7 @@ from jacobi_oracle.oracle.statistical.planted import compute_tilt, compute_towar
 from jacobi_oracle.oracle.statistical.sequential import compute_look_sizes, sequential_check
 from jacobi_oracle.reference.presets import sjd
 from jacobi_oracle.spec.model import Problem
+from jacobi_oracle.spec.strategy import Strategy
 
 TVS = (0.005, 0.01, 0.02)
 TOWARDS = ("stale-q-after-reuse", "coupled-old-q")
@@ -48,12 +56,12 @@ def law_vector(law: dict[tuple[int, ...], float], vocab: int, cells: int) -> np.
     return out
 
 
-def sampling_rate(problem: Problem, workers: int) -> tuple[float, int]:
-    """SJD samples per second on `problem` (a sequential check's whole cost per sample), and the
-    size of an SJD check's test family."""
-    verdict = sequential_check(sjd(3), problem, 1e-6, RATE_SAMPLES, None, 7, workers, first=RATE_SAMPLES)
-    family = len(statistical_check(sjd(3), problem, 250, 1e-6, 8).tests) - 1  # minus the support test
-    return RATE_SAMPLES / verdict.seconds, family
+def sampling_rate(base: Strategy, problem: Problem, workers: int, samples: int = RATE_SAMPLES) -> tuple[float, int]:
+    """`base`'s samples per second on `problem` (a sequential check's whole cost per sample), and
+    the size of its check's test family."""
+    verdict = sequential_check(base, problem, 1e-6, samples, None, 7, workers, first=samples)
+    family = len(statistical_check(base, problem, 250, 1e-6, 8).tests) - 1  # minus the support test
+    return samples / verdict.seconds, family
 
 
 def main() -> int:
@@ -64,14 +72,19 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=300.0, help="the time budget the rows are judged by")
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--decoder-runs", type=int, default=0, help="real sequential checks of a planted SJD")
+    parser.add_argument(
+        "--accelerated", action="store_true", help="SJD's accelerated twin (sampled in batches) as the base decoder"
+    )
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
     vocab, height, width = args.case
     cells = height * width
     problem = mutant_problem(vocab_size=vocab, height=height, width=width)
     law = law_vector(exact_ar_law(problem), vocab, cells)
-    rate, family = sampling_rate(problem, args.workers)
-    print(f"case {vocab}x{height}x{width}: SJD {rate:.0f} samples/s ({args.workers} workers), family {family}")
+    base: Strategy = build_accelerated("sjd", window=3) if args.accelerated else sjd(3)
+    kind = "accelerated SJD" if args.accelerated else "SJD"
+    rate, family = sampling_rate(base, problem, args.workers, 10 * RATE_SAMPLES if args.accelerated else RATE_SAMPLES)
+    print(f"case {vocab}x{height}x{width}: {kind} {rate:.0f} samples/s ({args.workers} workers), family {family}")
     directions = {"tilt": compute_tilt(law, seed=0)}
     for name in TOWARDS:
         mutant = get_mutant(name)
@@ -115,7 +128,7 @@ def main() -> int:
             tv for tv, r in zip(TVS * len(directions), rows, strict=True) if r["direction"] == "tilt" and r["in_budget"]
         ]
         tv = min(fitting) if fitting else max(TVS)
-        planted = plant(sjd(3), law, directions["tilt"], tv, vocab, cells)
+        planted = plant(base, law, directions["tilt"], tv, vocab, cells)
         for seed in range(args.decoder_runs):
             verdict = sequential_check(planted, problem, args.alpha, None, args.seconds, 100 + seed, args.workers)
             last = verdict.looks[-1]
@@ -145,6 +158,8 @@ def main() -> int:
             "samples_per_second": rate,
             "family": family,
             "workers": args.workers,
+            "base": kind,
+            "command": "python benchmarks/stat_power.py " + " ".join(sys.argv[1:]),
         }
         with open(args.out, "w") as f:
             json.dump({"meta": meta, "rows": rows, "decoder": decoder}, f, indent=1)

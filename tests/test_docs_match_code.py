@@ -35,6 +35,32 @@ def test_every_spec_page_linked_from_the_index_exists() -> None:
         assert (SPEC / target).exists(), target
 
 
+def test_every_spec_page_is_in_the_index() -> None:
+    index = (SPEC / "README.md").read_text()
+    linked = set(re.findall(r"\]\(([\w.-]+\.md)", index))
+    pages = {page.name for page in SPEC.glob("*.md")} - {"README.md"}
+    assert pages - linked == set(), "spec pages missing from spec/README.md"
+
+
+def markdown_files(root: Path) -> list[Path]:
+    """The project's own markdown: tracked folders, not virtual environments or caches."""
+    skip = {".venv", ".git", "node_modules", ".pytest_cache", ".mypy_cache", ".ruff_cache", "build"}
+    return [md for md in root.rglob("*.md") if not skip & set(md.relative_to(root).parts)]
+
+
+def test_every_relative_link_in_the_docs_resolves() -> None:
+    root = SPEC.parent
+    broken = []
+    for md in markdown_files(root):
+        for target in re.findall(r"\]\(([^)\s]+)\)", md.read_text()):
+            path = target.split("#")[0]
+            if re.match(r"[a-z]+:", target) or not path:  # a URL, or an anchor on the same page
+                continue
+            if not (md.parent / path).exists():
+                broken.append(f"{md.relative_to(root)} -> {target}")
+    assert broken == []
+
+
 def test_ci_runs_the_readme_test_command() -> None:
     root = SPEC.parent
     blocks = re.findall(r"```bash\n(.*?)\n```", (root / "README.md").read_text(), flags=re.DOTALL)
