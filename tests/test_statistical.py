@@ -13,6 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from jacobi_oracle.accelerated import build_accelerated
 from jacobi_oracle.models.toy import HashModel
 from jacobi_oracle.mutants import get_mutant, mutant_problem
 from jacobi_oracle.oracle.statistical import (
@@ -25,6 +26,7 @@ from jacobi_oracle.oracle.statistical import (
     statistical_check,
 )
 from jacobi_oracle.oracle.statistical.check import is_enumerable
+from jacobi_oracle.oracle.statistical.falsefail import measure_false_fail_rate
 from jacobi_oracle.oracle.statistical.tests import acceptance_hazard, goodness_of_fit, pool_small, surprise_martingale
 from jacobi_oracle.reference.presets import ar, sjd
 from jacobi_oracle.spec.errors import InvalidParameterError
@@ -155,3 +157,13 @@ def test_surprise_martingale_fails_on_an_impossible_token() -> None:
 def test_surprise_martingale_on_a_deterministic_target_needs_zero_surprise() -> None:
     assert surprise_martingale("s", np.array([10, 0, 0, 0], dtype=np.int64), ALPHA).passed
     assert not surprise_martingale("s", np.array([10, 0, 1 << 24, 0], dtype=np.int64), ALPHA).passed
+
+
+def test_the_false_fail_harness_runs_reference_or_accelerated_decoders() -> None:
+    """The counts it reports are its runs (a real rate needs >= 200 seeds: benchmarks/); a
+    lossy preset is refused, not measured."""
+    for build in (None, build_accelerated):
+        report = measure_false_fail_rate(mutant_problem(), ["sjd", "ar"], 4, 0.01, 200, build=build)
+        assert report.runs == 4 and report.accelerated == (build is not None) and report.budget == 200
+    with pytest.raises(InvalidParameterError, match="not a lossless preset"):
+        measure_false_fail_rate(mutant_problem(), ["pjd"], 4)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 
+from ..accelerated import build_accelerated
 from ..mutants import mutant_problem
 from ..mutants.runner import lossless_presets
 from ..oracle.statistical.falsefail import measure_false_fail_rate
@@ -22,6 +23,9 @@ def add_parser(sub: Subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--presets", nargs="*", default=None, help="lossless presets (default: all)")
     parser.add_argument("--sequential", action="store_true", help="sequential checks (looks up to --budget)")
     parser.add_argument("--workers", type=int, default=1, help="sampling processes per run (--sequential)")
+    parser.add_argument(
+        "--accelerated", action="store_true", help="judge the presets' accelerated twins (sampled in batches)"
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.set_defaults(run=run)
     return parser
@@ -29,9 +33,18 @@ def add_parser(sub: Subparsers) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     presets = lossless_presets() if args.presets is None else args.presets
+    build = build_accelerated if args.accelerated else None
     with sample_progress("false-fail runs") as advance:
         report = measure_false_fail_rate(
-            mutant_problem(), presets, args.seeds, args.alpha, args.budget, advance, args.sequential, args.workers
+            mutant_problem(),
+            presets,
+            args.seeds,
+            args.alpha,
+            args.budget,
+            advance,
+            args.sequential,
+            args.workers,
+            build,
         )
     if args.json:
         print_json(report.to_json())

@@ -12,6 +12,7 @@ from scipy import stats
 from ...reference.presets import PRESETS
 from ...spec.errors import InvalidParameterError
 from ...spec.model import Problem
+from ...spec.strategy import Strategy
 from .check import statistical_check
 from .sequential import sequential_check
 
@@ -24,6 +25,7 @@ class FalseFailReport:
     budget: int
     presets: tuple[str, ...]
     sequential: bool  # each run a sequential check (looks up to `budget` samples) or a fixed-sample one
+    accelerated: bool  # the accelerated twins were judged (sampled through decode_batch)
     p_value_two_sided: float  # binomial test of failures ~ Binomial(runs, alpha)
     p_value_excess: float  # one-sided: P(X >= failures) when the rate is alpha
     failed_runs: list[dict[str, Any]] = field(default_factory=list)
@@ -55,10 +57,13 @@ def measure_false_fail_rate(
     progress: Callable[[int, int], None] | None = None,
     sequential: bool = False,
     workers: int = 1,
+    build: Callable[[str], Strategy] | None = None,
 ) -> FalseFailReport:
     """Seed s checks preset presets[s % len(presets)] with noise seed s: `seeds` runs in all.
     `sequential`: each run is a `sequential_check` with at most `budget` samples, so a run
-    fails when ANY of its looks rejects (the false-fail probability it states is for that)."""
+    fails when ANY of its looks rejects (the false-fail probability it states is for that).
+    `build(name)` makes the decoder judged (default: the reference preset; e.g. its
+    accelerated twin)."""
     # Verify the presets are lossless ones
     for name in presets:
         if name not in PRESETS or not PRESETS[name].lossless:
@@ -70,7 +75,7 @@ def measure_false_fail_rate(
     seconds = 0.0
     for seed in range(seeds):
         name = presets[seed % len(presets)]
-        strategy = PRESETS[name].build()
+        strategy = PRESETS[name].build() if build is None else build(name)
         if sequential:
             verdict = sequential_check(strategy, problem, alpha, budget, seed=seed, workers=workers)
         else:
@@ -84,4 +89,6 @@ def measure_false_fail_rate(
     k = len(failures)
     two_sided = float(stats.binomtest(k, seeds, alpha).pvalue)
     excess = float(stats.binom.sf(k - 1, seeds, alpha))
-    return FalseFailReport(seeds, k, alpha, budget, tuple(presets), sequential, two_sided, excess, failures, seconds)
+    return FalseFailReport(
+        seeds, k, alpha, budget, tuple(presets), sequential, build is not None, two_sided, excess, failures, seconds
+    )
