@@ -8,7 +8,7 @@ keyed-noise contract, so only its time is compared. Every implementation decodes
 of images, interleaved (image i of each before image i + 1 of any), one CPU thread, so load
 changes hit all rows alike; the table reports the median ms per step and its ratio to the lean
 loop's. Rows: the lean loop; accelerated AR (`decode_batch`, batch 1); transformers' Llama
-`generate` of the same size (accelerated/bench.py: `hf_peer_model`, batch 2 for the CFG cost);
+`generate` of the same size (jacobi_oracle/experiments/bench.py: `hf_peer_model`, batch 2 for the CFG cost);
 one window-16 pass of accelerated SJD and of gumbel-jacobi (ms per pass, their ratio to an AR step).
 """
 
@@ -28,7 +28,7 @@ from pathlib import Path
 import torch
 
 from jacobi_oracle.accelerated import build_accelerated
-from jacobi_oracle.accelerated.bench import hf_generate, hf_peer_model
+from jacobi_oracle.experiments.bench import hf_generate, hf_peer_model
 from jacobi_oracle.models.trained import load_trained
 from jacobi_oracle.spec.layout import Layout
 from jacobi_oracle.spec.randomness import KeyedRandomness

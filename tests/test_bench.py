@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from jacobi_oracle.accelerated.bench import BenchConfig
 from jacobi_oracle.cli import main
+from jacobi_oracle.experiments.bench import BenchConfig
 from jacobi_oracle.spec.errors import InvalidParameterError
 
 

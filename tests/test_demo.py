@@ -21,7 +21,9 @@ def test_committed_checkpoint_is_small_and_carries_its_recipe() -> None:
     trained = load_trained()
     assert trained.model.vocab_size == trained.tokenizer.vocab_size
     assert trained.model.num_classes == len(trained.class_names)
-    assert trained.metadata["command"].startswith("python -m jacobi_oracle.train")
+    assert trained.metadata["command"].startswith(
+        ("python -m jacobi_oracle.train ", "python -m jacobi_oracle.experiments.train ")
+    )
     assert set(json.loads(trained.metadata["heldout_nll"])) == {"16", "24"}
 
 
@@ -92,7 +94,7 @@ def test_demo_rejects_a_missing_checkpoint(tmp_path: Path) -> None:
 
 def test_demo_decoders_match_the_reference_on_the_trained_model() -> None:
     # the demo and realtable take AR / SJD from accelerated/; on float64 they must equal reference/
-    from jacobi_oracle.oracle.realtable import decode_images
+    from jacobi_oracle.experiments.realtable import decode_images
     from jacobi_oracle.spec.layout import Layout
     from jacobi_oracle.spec.sampling import Sampling
 

@@ -128,10 +128,12 @@ def test_committed_models_fit_the_size_budget_and_are_loadable_by_name() -> None
 
 def test_committed_digits_file_carries_its_command_and_curve() -> None:
     metadata = load_named("digits").metadata
-    assert metadata["command"].startswith("python -m jacobi_oracle.train --data digits")
+    assert metadata["command"].startswith(
+        ("python -m jacobi_oracle.train --data digits", "python -m jacobi_oracle.experiments.train --data digits")
+    )
     curve = json.loads(metadata["curve"])
     assert len(curve) >= 2 and [p["step"] for p in curve] == sorted(p["step"] for p in curve)
-    from jacobi_oracle.train import MIN_IMPROVEMENT
+    from jacobi_oracle.experiments.train import MIN_IMPROVEMENT
 
     nll = json.loads(metadata["heldout_nll"])
     best = next(p for p in curve if p["step"] == int(metadata["best_step"]))
@@ -142,7 +144,7 @@ def test_committed_digits_file_carries_its_command_and_curve() -> None:
 
 def test_digits_heldout_nll_in_the_file_is_what_the_model_scores() -> None:
     needs_digits()
-    from jacobi_oracle.train import digit_sequences, nll_per_token
+    from jacobi_oracle.experiments.train import digit_sequences, nll_per_token
 
     trained = load_named("digits")
     claimed = json.loads(trained.metadata["heldout_nll"])["16"]
@@ -158,7 +160,7 @@ def test_digits_model_samples_are_recognised_as_their_class() -> None:
     # nearest class-mean of the held-out digits: a person-free stand-in for 'recognisable'
     needs_digits()
     from jacobi_oracle.data.digits import digit_images
-    from jacobi_oracle.oracle.realtable import decode_images
+    from jacobi_oracle.experiments.realtable import decode_images
     from jacobi_oracle.spec.layout import Layout
     from jacobi_oracle.spec.sampling import Sampling
 
@@ -183,7 +185,7 @@ TINY = ["--data", "digits", "--dim", "16", "--layers", "1", "--heads", "2", "--b
 
 def test_training_stops_when_the_heldout_nll_stops_improving(tmp_path: Path) -> None:
     needs_digits()
-    from jacobi_oracle.train import main
+    from jacobi_oracle.experiments.train import main
 
     out = tmp_path / "d.safetensors"
     # lr 0: the weights never move, so the second evaluation cannot improve on the first
@@ -195,7 +197,7 @@ def test_training_stops_when_the_heldout_nll_stops_improving(tmp_path: Path) -> 
 
 def test_a_warm_start_continues_from_the_file_and_the_time_limit_stops_it(tmp_path: Path) -> None:
     needs_digits()
-    from jacobi_oracle.train import main
+    from jacobi_oracle.experiments.train import main
 
     first, second = tmp_path / "a.safetensors", tmp_path / "b.safetensors"
     assert main([*TINY, "--steps", "2", "--eval-every", "2", "--lr", "0.01", "--out", str(first)]) == 0
@@ -214,7 +216,7 @@ def test_a_warm_start_continues_from_the_file_and_the_time_limit_stops_it(tmp_pa
 
 
 def test_photo_defaults_still_match_the_committed_photo_recipe() -> None:
-    from jacobi_oracle.train import parse_args
+    from jacobi_oracle.experiments.train import parse_args
 
     committed = json.loads(load_named("trained").metadata["recipe"])
     defaults = vars(parse_args([]))

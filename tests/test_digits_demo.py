@@ -80,7 +80,7 @@ def test_check_cli_runs_the_digits_model_pathwise(capsys: pytest.CaptureFixture[
 
 
 def test_real_model_table_takes_the_digits_model(capsys: pytest.CaptureFixture[str]) -> None:
-    from jacobi_oracle.oracle.realtable import main as realtable
+    from jacobi_oracle.experiments.realtable import main as realtable
 
     args = ["--model", "digits", "--grid", "16", "--images", "2", "--strategies", "ar", "--threads", "1"]
     assert realtable(args) == 0

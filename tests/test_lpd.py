@@ -176,7 +176,7 @@ def test_batched_queries_answer_like_single_queries() -> None:
 
 
 def test_training_batches_split_each_image_into_context_and_one_group() -> None:
-    from jacobi_oracle.models.lpd_train import sample_batch
+    from jacobi_oracle.experiments.lpd_train import sample_batch
 
     tokens = torch.arange(5)[:, None] * 16 + torch.arange(16)  # token = image * 16 + cell
     labels = torch.tensor([3, 1, 4, 1, 0])
@@ -193,7 +193,7 @@ def test_training_batches_split_each_image_into_context_and_one_group() -> None:
 
 
 def test_committed_lpd_model_decodes_a_16x16_grid_in_20_passes() -> None:
-    from jacobi_oracle.models.lpd_eval import DEFAULT_LPD_CHECKPOINT, load_lpd
+    from jacobi_oracle.experiments.lpd_eval import DEFAULT_LPD_CHECKPOINT, load_lpd
     from jacobi_oracle.spec.randomness import KeyedRandomness
 
     model, tokenizer, config = load_lpd(DEFAULT_LPD_CHECKPOINT)

@@ -1,4 +1,4 @@
-"""accelerated/precision.py: the statistical oracle on low-precision decoders (CPU smoke runs)."""
+"""jacobi_oracle/experiments/precision.py: the statistical oracle on low-precision decoders (CPU smoke runs)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import json
 import pytest
 import torch
 
-from jacobi_oracle.accelerated.bench import BenchConfig, build_bench_model
-from jacobi_oracle.accelerated.precision import PrecisionConfig, judge_strategy
 from jacobi_oracle.cli import main
+from jacobi_oracle.experiments.bench import BenchConfig, build_bench_model
+from jacobi_oracle.experiments.precision import PrecisionConfig, judge_strategy
 from jacobi_oracle.spec.errors import InvalidParameterError
 from jacobi_oracle.spec.layout import Layout
 from jacobi_oracle.spec.sampling import Sampling

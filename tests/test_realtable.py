@@ -1,4 +1,4 @@
-"""The real-model table (jacobi_oracle/oracle/realtable.py): its statistical verdict column and
+"""The real-model table (jacobi_oracle/experiments/realtable.py): its statistical verdict column and
 the row-entry proxy rows, on a tiny random LlamaGen (seconds, no checkpoint)."""
 
 from __future__ import annotations
@@ -9,9 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from jacobi_oracle.models.llamagen import LlamaGen, llamagen_config
-from jacobi_oracle.mutants.catalogue import get_mutant
-from jacobi_oracle.oracle.realtable import (
+from jacobi_oracle.experiments.realtable import (
     FAMILY_ALPHA,
     Row,
     calibration_counts,
@@ -22,6 +20,8 @@ from jacobi_oracle.oracle.realtable import (
     markdown,
     save_rows,
 )
+from jacobi_oracle.models.llamagen import LlamaGen, llamagen_config
+from jacobi_oracle.mutants.catalogue import get_mutant
 from jacobi_oracle.reference.presets import build_preset
 from jacobi_oracle.spec.errors import QueryContextError
 from jacobi_oracle.spec.layout import Layout

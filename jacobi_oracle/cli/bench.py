@@ -1,4 +1,4 @@
-"""`jacobi-oracle bench`: time the accelerated decoders (logic in accelerated/bench.py)."""
+"""`jacobi-oracle bench`: time the accelerated decoders (logic in jacobi_oracle/experiments/bench.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import argparse
 import shlex
 import sys
 
-from ..accelerated.bench import BenchConfig, run_bench
+from ..experiments.bench import BenchConfig, run_bench
 from .common import Command, Subparsers, print_json, print_table, stderr_console
 from .options import add_llamagen_run_options, strategy_names
 

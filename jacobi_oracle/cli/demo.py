@@ -12,7 +12,7 @@ others, DIR/digits/law.png (the law sheet), DIR/exact.md and DIR/summary.json. E
 a preset that claims losslessness fails the exact check or the calibration check.
 
 Verdict: the statistical oracle's teacher-forced calibration of the decoded tokens under the
-plain model's target law (oracle/realtable.py: randomised PIT chi-square and KS, surprise
+plain model's target law (experiments/realtable.py: randomised PIT chi-square and KS, surprise
 martingale), each sub-test at 1e-6 / (3 x presets on the sheet); it is judged on the law
 sheet's samples where there is one (more samples, more power) and on the row's otherwise.
 """
@@ -30,12 +30,7 @@ from typing import Any
 import torch
 from PIL import Image, ImageDraw
 
-from ..models.registry import MODELS, build_model
-from ..models.tokenizer import PatchTokenizer
-from ..models.trained import TRAINED_MODELS, TrainedModel, load_named, load_trained
-from ..oracle.exact import ExactVerdict, check_exact
-from ..oracle.pathwise import PathwiseVerdict, check_pathwise
-from ..oracle.realtable import (
+from ..experiments.realtable import (
     DEFAULT_SEED,
     FAMILY_ALPHA,
     ROW_ENTRY_PRESETS,
@@ -46,6 +41,11 @@ from ..oracle.realtable import (
     judge_calibration,
     real_model_presets,
 )
+from ..models.registry import MODELS, build_model
+from ..models.tokenizer import PatchTokenizer
+from ..models.trained import TRAINED_MODELS, TrainedModel, load_named, load_trained
+from ..oracle.exact import ExactVerdict, check_exact
+from ..oracle.pathwise import PathwiseVerdict, check_pathwise
 from ..reference.presets import PRESETS, build_preset
 from ..spec.errors import InvalidParameterError, JacobiOracleError
 from ..spec.layout import Layout

@@ -1,4 +1,4 @@
-"""`jacobi-oracle precision`: how far bf16 / fp16 decoding moves the law (accelerated/precision.py)."""
+"""`jacobi-oracle precision`: how far bf16 / fp16 decoding moves the law (jacobi_oracle/experiments/precision.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import argparse
 import shlex
 import sys
 
-from ..accelerated.precision import PrecisionConfig, markdown, run_precision
+from ..experiments.precision import PrecisionConfig, markdown, run_precision
 from .common import Command, Subparsers, print_json, stderr_console
 from .options import add_llamagen_run_options, strategy_names
 

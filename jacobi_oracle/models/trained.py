@@ -1,4 +1,4 @@
-"""The model trained here (jacobi_oracle/train.py): a small LlamaGen + patch tokenizer in one
+"""The model trained here (jacobi_oracle/experiments/train.py): a small LlamaGen + patch tokenizer in one
 safetensors file, and the Model it becomes for a given grid.
 
 File layout: the LlamaGen state dict in the official key layout, plus `tokenizer.codebook`;

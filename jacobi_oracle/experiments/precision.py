@@ -6,7 +6,7 @@
 Per strategy: decode `images` images with the accelerated decoder on the model cast to `dtype`,
 then judge the produced tokens with the SAME weights in `judge_dtype` (float64 on CPU; float32
 is the widest fast type on a GPU) by the teacher-forced calibration tests of the statistical
-oracle (randomised PIT chi-square and KS, surprise martingale; oracle/realtable.py's judge).
+oracle (randomised PIT chi-square and KS, surprise martingale; experiments/realtable.py's judge).
 Reported: the verdict at a family false-fail probability of 1e-6 (Bonferroni over the three
 sub-tests of every strategy), the smallest p-value, the surprise deficit in nats/token +- its
 standard error (how far the low-precision law is from the wide one; > 0: its tokens are likelier than
@@ -26,15 +26,15 @@ from typing import Any
 
 import torch
 
+from jacobi_oracle.accelerated import build_accelerated
+from jacobi_oracle.experiments.realtable import FAMILY_ALPHA, calibration_counts, judge_calibration
 from jacobi_oracle.models.llamagen import LlamaGen
-from jacobi_oracle.oracle.realtable import FAMILY_ALPHA, calibration_counts, judge_calibration
 from jacobi_oracle.oracle.statistical.power import CALIBRATION_TESTS
 from jacobi_oracle.spec.errors import InvalidParameterError
 from jacobi_oracle.spec.layout import Layout
 from jacobi_oracle.spec.randomness import KeyedRandomness, Randomness
 from jacobi_oracle.spec.sampling import Sampling
 
-from . import build_accelerated
 from .bench import BenchConfig, build_bench_model, decoding_model, describe_device, pick_device, strategy_params
 
 MIN_IMAGES = 10

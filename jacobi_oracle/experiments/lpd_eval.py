@@ -6,7 +6,7 @@ tokenizer), else the LPD model itself queried in raster order (one plain query p
 self-judge, AR samples are drawn from the judge's own law, so their NLL is the judge's entropy
 rate; held-out real crops are reported beside them as a second reference point.
 
-    python -m jacobi_oracle.models.lpd_eval [--checkpoint FILE] --images 12 --png grid.png --json
+    python -m jacobi_oracle.experiments.lpd_eval [--checkpoint FILE] --images 12 --png grid.png --json
 """
 
 from __future__ import annotations
@@ -20,17 +20,18 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from ..reference.ar import AutoRegressive
-from ..reference.lpd import LPDDecoder, lpd
-from ..spec.errors import ShapeMismatchError
-from ..spec.layout import Layout
-from ..spec.model import Model, Problem, forward_pass
-from ..spec.randomness import KeyedRandomness
-from ..spec.sampling import Sampling
-from ..spec.strategy import SteppedDecoder
+from jacobi_oracle.models.tokenizer import PatchTokenizer
+from jacobi_oracle.models.transformer import TinyTransformer, pad_rows
+from jacobi_oracle.reference.ar import AutoRegressive
+from jacobi_oracle.reference.lpd import LPDDecoder, lpd
+from jacobi_oracle.spec.errors import ShapeMismatchError
+from jacobi_oracle.spec.layout import Layout
+from jacobi_oracle.spec.model import Model, Problem, forward_pass
+from jacobi_oracle.spec.randomness import KeyedRandomness
+from jacobi_oracle.spec.sampling import Sampling
+from jacobi_oracle.spec.strategy import SteppedDecoder
+
 from .lpd_train import TrainConfig, build_lpd_model, load_grids
-from .tokenizer import PatchTokenizer
-from .transformer import TinyTransformer, pad_rows
 
 DEFAULT_LPD_CHECKPOINT = Path(__file__).resolve().parent.parent / "assets" / "lpd-photos.safetensors"
 
@@ -97,7 +98,7 @@ def evaluate(path: Path, images: int, seed: int, png: Path | None, judge_path: P
     judge: Model = model
     judge_name = "the LPD model itself in raster order"
     if judge_path is not None:
-        from .trained import load_trained
+        from jacobi_oracle.models.trained import load_trained
 
         trained = load_trained(judge_path)
         judge, judge_name = trained.for_grid(grid), f"the AR model {judge_path}"

@@ -1,9 +1,9 @@
 """Presets on the model trained here: forward passes, step compression, the statistical
 oracle's verdict and a quality proxy.
 
-    python -m jacobi_oracle.oracle.realtable --grid 16 --images 50 > table.md
-    python -m jacobi_oracle.oracle.realtable --grid 16 --strategies pjd --save pjd.json
-    python -m jacobi_oracle.oracle.realtable --render ar.json pjd.json > table.md
+    python -m jacobi_oracle.experiments.realtable --grid 16 --images 50 > table.md
+    python -m jacobi_oracle.experiments.realtable --grid 16 --strategies pjd --save pjd.json
+    python -m jacobi_oracle.experiments.realtable --render ar.json pjd.json > table.md
 
 For each preset, `--images` images with fixed seeds (image i: class i mod num_classes,
 KeyedRandomness(seed, sample=i)), decoded with the real-model parameters below (the presets'
@@ -47,20 +47,20 @@ import torch
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
-from ..models.llamagen import LlamaGen
-from ..models.trained import TRAINED_MODELS, load_named, load_trained
-from ..reference.presets import PRESETS, build_preset
-from ..spec.errors import InvalidParameterError, JacobiOracleError
-from ..spec.layout import Layout
-from ..spec.model import Model, Problem
-from ..spec.randomness import KeyedRandomness
-from ..spec.row_entry import RowEntryProxy
-from ..spec.sampling import Sampling
-from ..spec.strategy import Decoded, Strategy
-from .statistical.check import calibration_tests
-from .statistical.counts import CountTables, from_fixed, record_calibration
-from .statistical.power import CALIBRATION_TESTS, bonferroni_level, compute_min_detectable_shift
-from .statistical.tests import TestResult
+from jacobi_oracle.models.llamagen import LlamaGen
+from jacobi_oracle.models.trained import TRAINED_MODELS, load_named, load_trained
+from jacobi_oracle.oracle.statistical.check import calibration_tests
+from jacobi_oracle.oracle.statistical.counts import CountTables, from_fixed, record_calibration
+from jacobi_oracle.oracle.statistical.power import CALIBRATION_TESTS, bonferroni_level, compute_min_detectable_shift
+from jacobi_oracle.oracle.statistical.tests import TestResult
+from jacobi_oracle.reference.presets import PRESETS, build_preset
+from jacobi_oracle.spec.errors import InvalidParameterError, JacobiOracleError
+from jacobi_oracle.spec.layout import Layout
+from jacobi_oracle.spec.model import Model, Problem
+from jacobi_oracle.spec.randomness import KeyedRandomness
+from jacobi_oracle.spec.row_entry import RowEntryProxy
+from jacobi_oracle.spec.sampling import Sampling
+from jacobi_oracle.spec.strategy import Decoded, Strategy
 
 # Real-model parameters, published where there is one (SJD: W = 16; PJD: c = 8 image tokens,
 # windows of 8; ZipAR on LlamaGen: w = 8). Passed only to builders that take them.
@@ -99,7 +99,7 @@ def _accelerated(name: str, params: dict[str, Any]) -> Any | None:
     """The accelerated twin of preset `name` (same tokens as reference/ under the same keyed
     noise: tests/test_accelerated_equivalence.py, tests/test_prefix_cache.py), or None for the
     row-entry presets, which keep the reference path so RowEntryProxy sees every query."""
-    from ..accelerated import ACCELERATED, build_accelerated
+    from jacobi_oracle.accelerated import ACCELERATED, build_accelerated
 
     if name not in ACCELERATED or name in ROW_ENTRY_PRESETS:
         return None
@@ -356,7 +356,7 @@ def advancer(bar: Progress, task: TaskID) -> Callable[[int], None]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m jacobi_oracle.oracle.realtable", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m jacobi_oracle.experiments.realtable", description=__doc__)
     parser.add_argument("--model", default="trained", choices=sorted(TRAINED_MODELS), help="committed trained model")
     parser.add_argument("--checkpoint", default=None, help="trained-model file (default: the committed --model)")
     parser.add_argument("--grid", type=int, default=16, choices=[16, 24])
@@ -400,7 +400,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             rows.append(row)
             bar.console.print(f"{name}: done in {row.seconds:.0f}s")
     argv_text = " ".join(sys.argv[1:] if argv is None else argv)
-    command = f"python -m jacobi_oracle.oracle.realtable {argv_text}".strip()
+    command = f"python -m jacobi_oracle.experiments.realtable {argv_text}".strip()
     if args.save is not None:
         save_rows(args.save, rows, args.grid, sampling, command, tokens)
     if rows:

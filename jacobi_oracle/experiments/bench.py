@@ -21,6 +21,7 @@ from typing import Any
 
 import torch
 
+from jacobi_oracle.accelerated import ACCELERATED, WINDOW_DECODERS, build_accelerated
 from jacobi_oracle.models.llamagen import CONFIGS, LlamaGen, llamagen_config, load_llamagen
 from jacobi_oracle.models.trained import load_trained
 from jacobi_oracle.reference.presets import build_preset
@@ -30,8 +31,6 @@ from jacobi_oracle.spec.model import Model
 from jacobi_oracle.spec.randomness import KeyedRandomness, Randomness
 from jacobi_oracle.spec.row_entry import RowEntryProxy
 from jacobi_oracle.spec.sampling import Sampling
-
-from . import ACCELERATED, WINDOW_DECODERS, build_accelerated
 
 MODEL_PREFIX = "llamagen-"
 TRAINED = "trained"  # jacobi_oracle/assets/photos-llamagen.safetensors (models/trained.py)
@@ -140,9 +139,9 @@ def split_window(entry: str) -> tuple[str, int | None]:
 
 
 def strategy_params(entry: str, window: int) -> dict[str, Any]:
-    """The real-model parameters of preset `name` (oracle/realtable.py), with the bench's
+    """The real-model parameters of preset `name` (experiments/realtable.py), with the bench's
     window for the raster-window presets; `name:W` sets the window to W."""
-    from jacobi_oracle.oracle.realtable import REAL_MODEL_PARAMS, real_params  # the one home of these numbers
+    from jacobi_oracle.experiments.realtable import REAL_MODEL_PARAMS, real_params  # the one home of these numbers
 
     name, override = split_window(entry)
     # Verify the preset has an accelerated decoder

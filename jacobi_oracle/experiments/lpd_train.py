@@ -7,7 +7,7 @@ bidirectionally, as at decoding time), the queries are G_i, the loss is the cros
 true tokens at the queries. The class is replaced by the null class with probability
 CFG_DROPOUT, so CFG works.
 
-    python -m jacobi_oracle.models.lpd_train --out lpd-small.safetensors [--tokenizer tok.safetensors]
+    python -m jacobi_oracle.experiments.lpd_train --out lpd-small.safetensors [--tokenizer tok.safetensors]
 
 Without --tokenizer a patch k-means codebook is fitted with TOKENIZER_RECIPE (the real-models
 tokenizer class; pass that issue's committed tokenizer to share its ids).
@@ -26,13 +26,13 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from ..spec.lpd_order import compute_group_sizes
-from .tokenizer import PatchTokenizer
-from .transformer import TinyTransformer, compute_padded_slot_attention, pad_rows
+from jacobi_oracle.models.tokenizer import PatchTokenizer
+from jacobi_oracle.models.transformer import TinyTransformer, compute_padded_slot_attention, pad_rows
+from jacobi_oracle.spec.lpd_order import compute_group_sizes
 
 CFG_DROPOUT = 0.1  # share of examples trained with the null class
 MIN_STEPS = 4  # fewest passes a training schedule has
-TOKENIZER_RECIPE = {"k": 256, "seed": 0, "patch": 4, "crops": 1200}  # = jacobi_oracle/train.py defaults
+TOKENIZER_RECIPE = {"k": 256, "seed": 0, "patch": 4, "crops": 1200}  # = jacobi_oracle/experiments/train.py defaults
 MLP_RATIO = 4  # hidden width / dim of the LPD model's MLPs
 
 
@@ -55,7 +55,7 @@ def load_grids(
     split: str, count: int, seed: int, crop: int, tokenizer: PatchTokenizer
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """[n, grid*grid] token ids and [n] class ids of `count` crops of one split."""
-    from ..data.photos import sample_crops
+    from jacobi_oracle.data.photos import sample_crops
 
     crops = sample_crops("train" if split == "train" else "heldout", crop, count, seed)
     tokens = tokenizer.encode(torch.from_numpy(crops.images))
@@ -63,7 +63,7 @@ def load_grids(
 
 
 def fit_tokenizer(crop: int) -> PatchTokenizer:
-    from ..data.photos import sample_crops
+    from jacobi_oracle.data.photos import sample_crops
 
     r = TOKENIZER_RECIPE
     crops = sample_crops("train", crop, r["crops"], r["seed"] + 1)
@@ -156,7 +156,7 @@ def main() -> None:
     args = parser.parse_args()
     from safetensors.torch import load_file, save_file
 
-    from ..data.photos import PHOTOS
+    from jacobi_oracle.data.photos import PHOTOS
 
     torch.set_num_threads(1)  # small matrices: a second thread only contends on a loaded runner
     tokenizer = PatchTokenizer.from_tensors(load_file(args.tokenizer)) if args.tokenizer else fit_tokenizer(64)
