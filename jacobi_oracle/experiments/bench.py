@@ -334,14 +334,17 @@ def _run_bench(config: BenchConfig, command: str, progress: Callable[[str], None
         empty_launch_s=launch,
         step_over_floor=ar["time_per_pass_s"] / floor,
     )
+    return run_record(config, device, command) | {"cuda_graphs": False, "results": rows}
+
+
+def run_record(config: Any, device: torch.device, command: str) -> dict[str, Any]:
+    """What every harness run records about itself: its config, device, torch, date and command."""
     return {
         "config": config.__dict__ | {"strategies": list(config.strategies)},
         "device": describe_device(device),
         "torch": torch.__version__,
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "command": command,
-        "cuda_graphs": False,
-        "results": rows,
     }
 
 

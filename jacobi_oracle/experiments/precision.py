@@ -19,7 +19,6 @@ preset whose deficit differs from AR's is moved by its own arithmetic, not only 
 
 from __future__ import annotations
 
-import datetime
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -35,7 +34,14 @@ from jacobi_oracle.spec.layout import Layout
 from jacobi_oracle.spec.randomness import KeyedRandomness, Randomness
 from jacobi_oracle.spec.sampling import Sampling
 
-from .bench import BenchConfig, build_bench_model, decoding_model, describe_device, pick_device, strategy_params
+from .bench import (
+    BenchConfig,
+    build_bench_model,
+    decoding_model,
+    pick_device,
+    run_record,
+    strategy_params,
+)
 
 MIN_IMAGES = 10
 
@@ -131,12 +137,7 @@ def run_precision(
         if progress is not None:
             progress(name)
         rows.append(judge_strategy(name, fast, judge, layout, sampling, config, family))
-    return {
-        "config": config.__dict__ | {"strategies": list(config.strategies)},
-        "device": describe_device(device),
-        "torch": torch.__version__,
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "command": command,
+    return run_record(config, device, command) | {
         "family_false_fail": FAMILY_ALPHA,
         "passed": all(r.passed for r in rows),
         "results": [r.__dict__ for r in rows],

@@ -148,41 +148,16 @@ def run_catalogue(
     check_engine(engine)
     settings = preset_settings(engine) if settings is None else settings
     shape = case or (CASE_VOCAB, CASE_HEIGHT, CASE_WIDTH)
-    results = []
-    for mutant in MUTANTS.values() if mutants is None else mutants:
-        results.append(
-            judge_strategy(
-                mutant.name,
-                "mutant",
-                mutant.build(),
-                mutant.problem(*shape),
-                engine,
-                budget,
-                alpha,
-                seed,
-                seconds,
-                workers,
-            )
-        )
+    results: list[Judgement] = []
+
+    def judge(name: str, kind: Literal["mutant", "preset"], strategy: Strategy, problem: Problem) -> None:
+        results.append(judge_strategy(name, kind, strategy, problem, engine, budget, alpha, seed, seconds, workers))
         if on_result is not None:
             on_result(results[-1])
+
+    for mutant in MUTANTS.values() if mutants is None else mutants:
+        judge(mutant.name, "mutant", mutant.build(), mutant.problem(*shape))
     for name in lossless_presets() if presets is None else presets:
         for sampling in settings:
-            strategy = PRESETS[name].build()
-            results.append(
-                judge_strategy(
-                    name,
-                    "preset",
-                    strategy,
-                    mutant_problem(sampling, *shape),
-                    engine,
-                    budget,
-                    alpha,
-                    seed,
-                    seconds,
-                    workers,
-                )
-            )
-            if on_result is not None:
-                on_result(results[-1])
+            judge(name, "preset", PRESETS[name].build(), mutant_problem(sampling, *shape))
     return results
