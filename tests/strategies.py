@@ -8,7 +8,7 @@ import torch
 from jacobi_oracle.spec.layout import Layout
 from jacobi_oracle.spec.sampling import Sampling
 
-__all__ = ["distributions_with_zeros", "layouts", "logit_matrices", "samplings", "vocab_sizes"]
+__all__ = ["distributions", "distributions_with_zeros", "layouts", "logit_matrices", "samplings", "vocab_sizes"]
 
 MAX_VOCAB = 12  # size caps keep shrinking fast
 MAX_QUERIES = 4
@@ -25,6 +25,16 @@ def logit_matrices(draw: st.DrawFn, vocab: int | None = None) -> torch.Tensor:
     q = draw(st.integers(1, MAX_QUERIES))
     values = draw(st.lists(st.floats(-8, 8), min_size=q * v, max_size=q * v))
     return torch.tensor(values, dtype=torch.float64).reshape(q, v)
+
+
+@st.composite
+def distributions(draw: st.DrawFn, vocab: int, allow_zeros: bool = True) -> torch.Tensor:
+    """A [V] float64 probability vector (entries may be 0 when `allow_zeros`; none below 0.01 / sum
+    otherwise), total weight bounded away from 0 before normalising."""
+    low = 0.0 if allow_zeros else 0.01
+    weights = draw(st.lists(st.floats(low, 1.0), min_size=vocab, max_size=vocab).filter(lambda w: sum(w) > 0.05))
+    probs = torch.tensor(weights, dtype=torch.float64)
+    return probs / probs.sum()
 
 
 @st.composite

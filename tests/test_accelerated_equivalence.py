@@ -29,6 +29,8 @@ from jacobi_oracle.spec.randomness import inverse_cdf as spec_inverse_cdf
 from jacobi_oracle.spec.sampling import Sampling
 from jacobi_oracle.spec.strategy import Decoded
 
+from .strategies import samplings
+
 MAX_BATCH = 3
 
 
@@ -38,16 +40,6 @@ class Config(NamedTuple):
     sampling: Sampling
     seed: int
     batch: int
-
-
-def samplings(vocab: int) -> st.SearchStrategy[Sampling]:
-    return st.builds(
-        Sampling,
-        temperature=st.sampled_from([0.6, 1.0, 1.7]),
-        top_k=st.one_of(st.none(), st.integers(1, vocab)),
-        top_p=st.one_of(st.none(), st.sampled_from([0.5, 0.9])),
-        cfg_scale=st.sampled_from([1.0, 0.5, 3.0]),
-    )
 
 
 def configs(vocab: int) -> st.SearchStrategy[Config]:

@@ -21,19 +21,13 @@ from jacobi_oracle.reference.state import Draft, JacobiState
 from jacobi_oracle.spec import Layout, Problem, Sampling
 from jacobi_oracle.spec.randomness import EventKey, Randomness
 
+from .strategies import distributions
+
 VOCAB = 4
 PROBLEM = Problem(HashModel(vocab_size=VOCAB, num_positions=6, row_stride=3), 0, Layout(2, 3), Sampling())
 LAW_TOLERANCE = 1e-12
 LOSSY_TV_FLOOR = 1e-6
 CELL = 1
-
-
-@st.composite
-def distributions(draw: st.DrawFn, allow_zeros: bool = True) -> torch.Tensor:
-    low = 0.0 if allow_zeros else 0.01
-    weights = draw(st.lists(st.floats(low, 1.0), min_size=VOCAB, max_size=VOCAB).filter(lambda w: sum(w) > 0.05))
-    probs = torch.tensor(weights, dtype=torch.float64)
-    return probs / probs.sum()
 
 
 def state_with_draft(draft: Draft | None) -> JacobiState:
@@ -64,7 +58,7 @@ def token_law(outcomes: list[tuple[float, int, int, torch.Tensor]]) -> torch.Ten
 
 
 @settings(max_examples=80, deadline=None)
-@given(distributions(allow_zeros=False), distributions())
+@given(distributions(VOCAB, allow_zeros=False), distributions(VOCAB))
 def test_the_coupled_draft_has_law_p_and_records_q_equals_p(q_old: torch.Tensor, target: torch.Tensor) -> None:
     outcomes = coupled_outcomes(q_old, target)
     law = token_law(outcomes)
@@ -77,7 +71,7 @@ def test_the_coupled_draft_has_law_p_and_records_q_equals_p(q_old: torch.Tensor,
 
 
 @settings(max_examples=40, deadline=None)
-@given(distributions(), st.integers(0, VOCAB - 1))
+@given(distributions(VOCAB), st.integers(0, VOCAB - 1))
 def test_a_point_mass_draft_couples_to_p_for_every_value(target: torch.Tensor, token: int) -> None:
     """SJD's one-hot initial drafts: q_old = delta_x, the coupling's law is p whatever x is."""
     outcomes = coupled_outcomes(point_mass(token, VOCAB), target, old_token=token)
@@ -85,7 +79,7 @@ def test_a_point_mass_draft_couples_to_p_for_every_value(target: torch.Tensor, t
 
 
 @settings(max_examples=40, deadline=None)
-@given(distributions(allow_zeros=False), distributions())
+@given(distributions(VOCAB, allow_zeros=False), distributions(VOCAB))
 def test_official_rule_keeps_the_old_q_on_a_kept_draft(q_old: torch.Tensor, target: torch.Tensor) -> None:
     """Same tokens as mc-sjd (same law p), only the recorded q differs: old q when kept."""
     outcomes = coupled_outcomes(q_old, target, official=True)

@@ -46,18 +46,11 @@ from jacobi_oracle.spec import (
     UnsupportedStrategyError,
 )
 
+from .strategies import distributions
+
 VOCAB = 4
 PROBLEM = Problem(HashModel(vocab_size=VOCAB, num_positions=6, row_stride=3), 0, Layout(2, 3), Sampling())
 LAW_TOLERANCE = 1e-12
-
-
-@st.composite
-def distributions(draw: st.DrawFn, vocab: int = VOCAB, allow_zeros: bool = True) -> torch.Tensor:
-    """Probability vectors over `vocab` tokens (some entries zero when allowed)."""
-    low = 0.0 if allow_zeros else 0.01
-    weights = draw(st.lists(st.floats(low, 1.0), min_size=vocab, max_size=vocab).filter(lambda w: sum(w) > 0.05))
-    probs = torch.tensor(weights, dtype=torch.float64)
-    return probs / probs.sum()
 
 
 def exact_token_law(run: Callable[[Randomness], int]) -> torch.Tensor:
@@ -77,7 +70,7 @@ def state_with_draft(cell: int, draft: Draft | None) -> JacobiState:
 
 
 @settings(max_examples=60, deadline=None)
-@given(distributions(), distributions(), distributions(), st.floats(0.0, 3.0))
+@given(distributions(VOCAB), distributions(VOCAB), distributions(VOCAB), st.floats(0.0, 3.0))
 def test_reuse_law_is_a_distribution(
     draft_probs: torch.Tensor, previous: torch.Tensor, target: torch.Tensor, threshold: float
 ) -> None:
@@ -87,12 +80,12 @@ def test_reuse_law_is_a_distribution(
 
 
 @settings(max_examples=40, deadline=None)
-@given(distributions(allow_zeros=False), distributions(), st.floats(0.0, 3.0), st.data())
+@given(distributions(VOCAB, allow_zeros=False), distributions(VOCAB), st.floats(0.0, 3.0), st.data())
 def test_reuse_law_is_the_law_of_keep_or_resample(
     previous: torch.Tensor, target: torch.Tensor, threshold: float, data: st.DataObject
 ) -> None:
     """Draw the old draft from q_old, run the refresher; the token's exact law is q_next."""
-    draft_probs = data.draw(distributions(allow_zeros=False))
+    draft_probs = data.draw(distributions(VOCAB, allow_zeros=False))
     refresher = ReuseRefresher(threshold, q="mixture")
     stored: dict[int, torch.Tensor] = {}
 
@@ -150,7 +143,7 @@ def test_neighbours_are_cells_left_and_above(height: int, width: int, eor: bool,
 
 
 @settings(max_examples=30, deadline=None)
-@given(distributions(), st.sampled_from(["left", "above"]))
+@given(distributions(VOCAB), st.sampled_from(["left", "above"]))
 def test_sampled_spatial_draft_is_drawn_from_its_q(source_probs: torch.Tensor, neighbour: str) -> None:
     drafter = SpatialDrafter(neighbour, "sample")  # type: ignore[arg-type]
     cell = 4  # (1, 1): has both neighbours
@@ -209,7 +202,7 @@ def test_greedy_rule_is_the_exact_rule_when_p_is_one_hot(best: int, token: int) 
 
 
 @settings(max_examples=40, deadline=None)
-@given(distributions(), distributions(allow_zeros=False), st.integers(0, VOCAB - 1), st.integers(0, 3))
+@given(distributions(VOCAB), distributions(VOCAB, allow_zeros=False), st.integers(0, VOCAB - 1), st.integers(0, 3))
 def test_grouped_acceptance_is_the_group_mass_ratio_over_close_tokens(
     target: torch.Tensor, draft_probs: torch.Tensor, token: int, rank_window: int
 ) -> None:
@@ -228,7 +221,7 @@ def test_grouped_acceptance_is_the_group_mass_ratio_over_close_tokens(
 
 
 @settings(max_examples=60, deadline=None)
-@given(distributions(), distributions(allow_zeros=False), st.integers(0, VOCAB - 1))
+@given(distributions(VOCAB), distributions(VOCAB, allow_zeros=False), st.integers(0, VOCAB - 1))
 def test_singleton_groups_and_zero_budget_are_the_exact_rule(
     target: torch.Tensor, draft_probs: torch.Tensor, token: int
 ) -> None:
@@ -239,7 +232,7 @@ def test_singleton_groups_and_zero_budget_are_the_exact_rule(
 
 
 @settings(max_examples=60, deadline=None)
-@given(distributions(), st.integers(0, VOCAB - 1), st.integers(1, VOCAB), st.floats(0.0, 1.0))
+@given(distributions(VOCAB), st.integers(0, VOCAB - 1), st.integers(1, VOCAB), st.floats(0.0, 1.0))
 def test_lantern_moves_at_most_delta(target: torch.Tensor, token: int, k: int, delta: float) -> None:
     relaxed = LatentNeighbourRule(k, delta).relaxed_target(PROBLEM, target, token)
     assert float(target[token]) - 1e-15 <= relaxed <= float(target[token]) + delta + 1e-12
