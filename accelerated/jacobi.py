@@ -1,6 +1,6 @@
 """Accelerated raster-window decoders (AR, SJD): static shapes, device-side verification.
 
-    state   = prefill(...)                          tensors, no model call
+    state   = allocate_state(...)                   tensors, no model call
     while not all samples finished:                 the ONE host sync per iteration
         fill_drafts(state)                          init drafts (keyed "init"), on device
         logits = backend.window_logits(state)       ONE forward pass, all samples, CFG batch-doubled
@@ -49,7 +49,7 @@ class WindowState:
     has_last: torch.Tensor  # [B, L + W] bool
     frontier: torch.Tensor  # [B] long: first uncommitted cell (L when finished)
     cells: torch.Tensor  # [B, W] long: this iteration's window cells (frontier + 0 .. W-1)
-    cell_noise: torch.Tensor | None = None  # [B, L + W, V] G(cell_noise_key(cell)), fixed-noise rules only
+    cell_noise: torch.Tensor | None = None  # [B, L + W, V] G(cell_noise_key(cell)), fixed-noise parts only
     latest_target: torch.Tensor | None = None  # [B, L + W, V] each cell's latest p, spatial drafts only
     has_latest: torch.Tensor | None = None  # [B, L + W] bool
     iteration: int = 0
@@ -133,7 +133,7 @@ class QueryBackend:
 
 
 # -- stages -----------------------------------------------------------------------------------
-def prefill(
+def allocate_state(
     num_samples: int,
     num_cells: int,
     window: int,
@@ -223,10 +223,10 @@ def target_probs(sampling: Sampling, cond: torch.Tensor, uncond: torch.Tensor | 
 
 
 @dataclass(frozen=True)
-class Rules:
+class Parts:
     """The parts of a raster-window preset (reference/drafters.py, verifiers.py)."""
 
-    # RandomDrafter(q="one-hot" / "uniform"); SpatialDrafter("above", "sample"); CellNoiseDrafter(above)
+    # RandomDrafter(recorded_law="one-hot" / "uniform"); SpatialDrafter("above", "sample"); CellNoiseDrafter(above)
     draft: Literal["one-hot", "uniform", "sample-above", "cell-noise", "cell-noise-above"] = "one-hot"
     verify: Literal["exact", "greedy", "fixed-noise"] = "exact"  # ExactRule / GreedyRule / FixedNoiseVerifier
     # FreshSample, Argmax, Reuse(stale / mixture), MaximalCoupling(official), GumbelCoupling Refresher
@@ -246,15 +246,15 @@ class Rules:
 
 
 def verify(
-    state: WindowState, target: torch.Tensor, drafted: torch.Tensor, u: dict[str, torch.Tensor], rules: Rules
+    state: WindowState, target: torch.Tensor, drafted: torch.Tensor, u: dict[str, torch.Tensor], parts: Parts
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Step 4, all samples and window cells at once: [B] k, the window index of the correction /
     bonus (cells frontier .. frontier + k are committed), and [B, W] the committed tokens."""
     cells = state.cells
     draft = state.tokens.gather(1, cells)  # [B, W]
     q = _at_cells(state.draft_probs, cells)  # [B, W, V]
-    if rules.verify in ("greedy", "fixed-noise"):  # a draft stands iff it is the decision; else the decision
-        if rules.verify == "greedy":  # argmax p
+    if parts.verify in ("greedy", "fixed-noise"):  # a draft stands iff it is the decision; else the decision
+        if parts.verify == "greedy":  # argmax p
             decision = target.argmax(dim=-1)  # [B, W]
         else:  # argmax(log p + G(cell))
             assert state.cell_noise is not None
@@ -264,7 +264,7 @@ def verify(
         accept_prob = compute_acceptance_probabilities(target, q, draft, drafted)
         accepted = (u["accept"] < accept_prob) & drafted  # [B, W]
         residual_token = inverse_cdf(compute_residual(target, q), u["residual"])
-        bonus_token = inverse_cdf(target, u[rules.bonus_purpose])
+        bonus_token = inverse_cdf(target, u[parts.bonus_purpose])
         corrected = torch.where(drafted, residual_token, bonus_token)
     k = accepted.long().cumprod(dim=1).sum(dim=1)  # [B]: leading accepted drafts
     position = torch.arange(cells.shape[1], device=cells.device)[None, :]  # [1, W]
@@ -272,26 +272,26 @@ def verify(
 
 
 def refresh(
-    state: WindowState, target: torch.Tensor, drafted: torch.Tensor, u: dict[str, torch.Tensor], rules: Rules
+    state: WindowState, target: torch.Tensor, drafted: torch.Tensor, u: dict[str, torch.Tensor], parts: Parts
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Step 5: [B, W] next drafts and [B, W, V] their q for the cells after the rejection."""
-    if rules.refresh == "argmax":  # Jacobi: argmax p, q = point mass
+    if parts.refresh == "argmax":  # Jacobi: argmax p, q = point mass
         best = target.argmax(dim=-1)
         return best, torch.nn.functional.one_hot(best, target.shape[-1]).to(target.dtype)
-    if rules.refresh == "gumbel":  # Gumbel coupling: argmax(log p + G(cell)), q = p
+    if parts.refresh == "gumbel":  # Gumbel coupling: argmax(log p + G(cell)), q = p
         assert state.cell_noise is not None
         return gumbel_max(target, _at_cells(state.cell_noise, state.cells)), target
     fresh = inverse_cdf(target, u["fresh"])  # y ~ p, q = p
-    if rules.refresh == "fresh":
+    if parts.refresh == "fresh":
         return fresh, target
-    if rules.refresh.startswith("couple"):  # maximal coupling to the old draft (spec/coupling.md)
+    if parts.refresh.startswith("couple"):  # maximal coupling to the old draft (spec/coupling.md)
         old, old_q = state.tokens.gather(1, state.cells), _at_cells(state.draft_probs, state.cells)
         kept = (
             u["couple"] < compute_acceptance_probabilities(target, old_q, old, drafted)
         ) & drafted  # the bonus cell: fresh
         redrawn = inverse_cdf(compute_residual(target, old_q), u["couple-residual"])
         token = torch.where(drafted, torch.where(kept, old, redrawn), fresh)
-        if rules.refresh == "couple-official":  # a kept draft keeps its old q
+        if parts.refresh == "couple-official":  # a kept draft keeps its old q
             return token, torch.where(kept[:, :, None], old_q, target)
         return token, target
     # SJD++ reuse (reference ReuseRefresher): keep(y) = p_t(y) > threshold * p_{t-1}(y)
@@ -299,11 +299,11 @@ def refresh(
     draft = state.tokens.gather(1, state.cells)
     old_q, previous = state.draft_probs.gather(1, index), state.last_target.gather(1, index)
     keep = (
-        compute_keep_mask(previous, target, rules.reuse_threshold) & state.has_last.gather(1, state.cells)[:, :, None]
+        compute_keep_mask(previous, target, parts.reuse_threshold) & state.has_last.gather(1, state.cells)[:, :, None]
     )
     kept = keep.gather(2, draft[:, :, None])[..., 0] & drafted  # the bonus cell had no draft to keep
     token = torch.where(kept, draft, fresh)
-    if rules.refresh == "reuse-stale":
+    if parts.refresh == "reuse-stale":
         return token, torch.where(kept[:, :, None], old_q, target)
     return token, torch.where(drafted[:, :, None], compute_reuse_law(old_q, keep, target), target)
 
@@ -314,11 +314,11 @@ def verify_and_refresh(
     valid: torch.Tensor,
     drafted: torch.Tensor,
     u: dict[str, torch.Tensor],
-    rules: Rules,
+    parts: Parts,
 ) -> torch.Tensor:
     """Steps 4-5 with this iteration's uniforms u; returns [B] k (see `verify`)."""
-    k, committed_token = verify(state, target, drafted, u, rules)
-    next_draft, next_q = refresh(state, target, drafted, u, rules)
+    k, committed_token = verify(state, target, drafted, u, parts)
+    next_draft, next_q = refresh(state, target, drafted, u, parts)
     position = torch.arange(state.cells.shape[1], device=target.device)[None, :]
     # one write per field at every window cell: cells frontier .. frontier + k are committed
     # (q = p), the rest carry their next draft. Padded cells (>= L) have their own scratch
@@ -359,7 +359,7 @@ class AcceleratedWindowDecoder:
 
     name: str
     window: int
-    rules: Rules = Rules()
+    parts: Parts = Parts()
     use_cache: bool = True
 
     def __post_init__(self) -> None:
@@ -386,14 +386,14 @@ class AcceleratedWindowDecoder:
         problems = [Problem(model, c, layout, sampling) for c in conditions]
         backend, device = self._backend(model, problems)
         streams = sample_streams(randomness, device)
-        ar = self.window == 1 and self.rules.verify == "exact"  # no cell is ever drafted: the plain AR step
-        noise = EventNoise(streams, (self.rules.bonus_purpose,) if ar else self.rules.purposes)
+        ar = self.window == 1 and self.parts.verify == "exact"  # no cell is ever drafted: the plain AR step
+        noise = EventNoise(streams, (self.parts.bonus_purpose,) if ar else self.parts.purposes)
         num_cells, vocab = layout.num_cells, model.vocab_size
         fixed = None
-        if self.rules.fixed_noise:
+        if self.parts.fixed_noise:
             fixed = cell_noise_vectors(EventNoise(streams, (CELL_NOISE_PURPOSE,)), num_cells + self.window, vocab)
-        spatial = self.rules.draft.endswith("above")  # the drafter reads the cell above's latest p
-        state = prefill(len(problems), num_cells, self.window, vocab, device, fixed, spatial)
+        spatial = self.parts.draft.endswith("above")  # the drafter reads the cell above's latest p
+        state = allocate_state(len(problems), num_cells, self.window, vocab, device, fixed, spatial)
         if ar:
             return self._decode_ar(backend, state, sampling, noise, num_cells)
         records: list[torch.Tensor] = []  # per iteration [4, B]: frontier, k, window cells, drafted cells
@@ -404,10 +404,10 @@ class AcceleratedWindowDecoder:
             state.keys, state.aligned, state.first = min(high + self.window, num_cells), low == high, low
             u = noise.uniforms(state.iteration, state.cells)  # {purpose: [B, W]}
             valid, drafted = window_roles(state, num_cells)
-            fill_drafts(state, drafted, u, self.rules.draft, layout.width)
+            fill_drafts(state, drafted, u, self.parts.draft, layout.width)
             cond, uncond = backend.window_logits(state, drafted)
             target = target_probs(sampling, cond, uncond)
-            k = verify_and_refresh(state, target, valid, drafted, u, self.rules)
+            k = verify_and_refresh(state, target, valid, drafted, u, self.parts)
             n = valid.sum(dim=1)  # [B] window cells
             records.append(torch.stack([state.frontier, k, n, drafted.sum(dim=1)]))
             state.frontier += torch.minimum(k + 1, n)
@@ -423,7 +423,7 @@ class AcceleratedWindowDecoder:
         The frontier is the pass number, so the loop needs no host sync."""
         b = state.tokens.shape[0]
         steps = torch.arange(num_cells, device=state.tokens.device)
-        u = noise.uniforms(steps, steps.expand(b, num_cells))[self.rules.bonus_purpose]  # [B, L]
+        u = noise.uniforms(steps, steps.expand(b, num_cells))[self.parts.bonus_purpose]  # [B, L]
         undrafted = torch.zeros(b, 1, dtype=torch.bool, device=steps.device)
         for i in range(num_cells):
             state.iteration, state.keys, state.first = i, i + 1, i
@@ -463,17 +463,18 @@ class AcceleratedWindowDecoder:
 
 
 def accelerated_ar(use_cache: bool = True) -> AcceleratedWindowDecoder:
-    return AcceleratedWindowDecoder("ar", 1, Rules(bonus_purpose="sample"), use_cache=use_cache)
+    return AcceleratedWindowDecoder("ar", 1, Parts(bonus_purpose="sample"), use_cache=use_cache)
 
 
 def accelerated_sjd(
-    window: int = 3, q: Literal["one-hot", "uniform"] = "one-hot", use_cache: bool = True
+    window: int = 3, recorded_law: Literal["one-hot", "uniform"] = "one-hot", use_cache: bool = True
 ) -> AcceleratedWindowDecoder:
-    return AcceleratedWindowDecoder("sjd" if q == "one-hot" else "sjd-uniform", window, Rules(draft=q), use_cache)
+    name = "sjd" if recorded_law == "one-hot" else "sjd-uniform"
+    return AcceleratedWindowDecoder(name, window, Parts(draft=recorded_law), use_cache)
 
 
 def accelerated_jacobi(window: int = 3, use_cache: bool = True) -> AcceleratedWindowDecoder:
-    return AcceleratedWindowDecoder("jacobi", window, Rules(verify="greedy", refresh="argmax"), use_cache)
+    return AcceleratedWindowDecoder("jacobi", window, Parts(verify="greedy", refresh="argmax"), use_cache)
 
 
 def accelerated_sjdpp(
@@ -482,26 +483,26 @@ def accelerated_sjdpp(
     # Verify the threshold is a finite ratio >= 0 (as reference ReuseRefresher)
     if not (isinstance(threshold, (int, float)) and 0.0 <= threshold < float("inf")):
         raise InvalidParameterError(f"reuse threshold must be a finite number >= 0, got {threshold!r}")
-    rules = Rules(refresh="reuse-mixture" if exact else "reuse-stale", reuse_threshold=threshold)
-    return AcceleratedWindowDecoder("sjdpp-exact" if exact else "sjdpp", window, rules, use_cache)
+    parts = Parts(refresh="reuse-mixture" if exact else "reuse-stale", reuse_threshold=threshold)
+    return AcceleratedWindowDecoder("sjdpp-exact" if exact else "sjdpp", window, parts, use_cache)
 
 
 def accelerated_mc_sjd(
     window: int = 3, official: bool = False, above: bool = False, use_cache: bool = True
 ) -> AcceleratedWindowDecoder:
-    rules = Rules(draft="sample-above" if above else "one-hot", refresh="couple-official" if official else "couple")
+    parts = Parts(draft="sample-above" if above else "one-hot", refresh="couple-official" if official else "couple")
     name = ("mc-sjd-official" if official else "mc-sjd") + ("-above" if above else "")
-    return AcceleratedWindowDecoder(name, window, rules, use_cache)
+    return AcceleratedWindowDecoder(name, window, parts, use_cache)
 
 
 def accelerated_sjd_sample_above(window: int = 3, use_cache: bool = True) -> AcceleratedWindowDecoder:
-    return AcceleratedWindowDecoder("sjd-sample-above", window, Rules(draft="sample-above"), use_cache)
+    return AcceleratedWindowDecoder("sjd-sample-above", window, Parts(draft="sample-above"), use_cache)
 
 
 def accelerated_scd_gumbel(window: int = 3, use_cache: bool = True) -> AcceleratedWindowDecoder:
-    return AcceleratedWindowDecoder("scd-gumbel", window, Rules(refresh="gumbel"), use_cache)
+    return AcceleratedWindowDecoder("scd-gumbel", window, Parts(refresh="gumbel"), use_cache)
 
 
 def accelerated_gumbel_jacobi(window: int = 3, above: bool = False, use_cache: bool = True) -> AcceleratedWindowDecoder:
-    rules = Rules(draft="cell-noise-above" if above else "cell-noise", verify="fixed-noise", refresh="gumbel")
-    return AcceleratedWindowDecoder("gumbel-jacobi-above" if above else "gumbel-jacobi", window, rules, use_cache)
+    parts = Parts(draft="cell-noise-above" if above else "cell-noise", verify="fixed-noise", refresh="gumbel")
+    return AcceleratedWindowDecoder("gumbel-jacobi-above" if above else "gumbel-jacobi", window, parts, use_cache)

@@ -22,7 +22,9 @@ CASES = list(grid())
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_sjd_output_law_is_the_ar_law(case: Case) -> None:
     # both initial-draft laws, spread over the grid
-    strategy = sjd(case.window, q="one-hot") if case.window == 2 else sjd(case.window, q="uniform")
+    strategy = (
+        sjd(case.window, recorded_law="one-hot") if case.window == 2 else sjd(case.window, recorded_law="uniform")
+    )
     verdict = check_exact(strategy, problem_for(case))
     assert verdict.total_variation <= LOSSLESS_TOLERANCE, verdict
     assert verdict.mean_forward_passes <= case.height * case.width + 1e-9
@@ -40,7 +42,7 @@ def test_sjd_w3_on_v3_l6_runs_within_a_minute() -> None:
     case = build_model("hash")
     problem = Problem(case.model, case.condition, case.layout, Sampling())
     started = time.perf_counter()
-    verdict = check_exact(sjd(3, q="uniform"), problem)
+    verdict = check_exact(sjd(3, recorded_law="uniform"), problem)
     seconds = time.perf_counter() - started
     assert verdict.lossless, verdict
     assert seconds < 60.0, f"exact engine took {seconds:.1f} s"

@@ -42,21 +42,23 @@ def fresh_sample(target_probs: torch.Tensor, iteration: int, cell: int, randomne
 
 @dataclass(frozen=True)
 class RandomDrafter:
-    """A uniformly random token. `q="uniform"`: its true law. `q="one-hot"`: a point mass on
+    """A uniformly random token. `recorded_law="uniform"`: its true law. `"one-hot"`: a point mass on
     the drawn token, as the official SJD code stores it; exact too, because verification is
     then conditional on the drawn value (spec/speculative.md, "point-mass drafts")."""
 
-    q: Literal["uniform", "one-hot"] = "one-hot"
+    recorded_law: Literal["uniform", "one-hot"] = "one-hot"  # the q stored with the draft
 
     def __post_init__(self) -> None:
-        if self.q not in ("uniform", "one-hot"):
-            raise InvalidParameterError(f"RandomDrafter q must be 'uniform' or 'one-hot', got {self.q!r}")
+        if self.recorded_law not in ("uniform", "one-hot"):
+            raise InvalidParameterError(
+                f"RandomDrafter recorded_law must be 'uniform' or 'one-hot', got {self.recorded_law!r}"
+            )
 
     def initial_draft(self, problem: Problem, state: JacobiState, cell: int, randomness: Randomness) -> Draft:
         vocab = problem.model.vocab_size
         uniform = torch.full((vocab,), 1.0 / vocab, dtype=torch.float64)
         token = randomness.categorical(uniform, EventKey("init", state.iteration, cell))
-        if self.q == "uniform":
+        if self.recorded_law == "uniform":
             return Draft(token, uniform)
         return Draft(token, torch.nn.functional.one_hot(torch.tensor(token), vocab).double())
 
@@ -164,11 +166,11 @@ def compute_reuse_law(draft_probs: torch.Tensor, keep: torch.Tensor, target_prob
 class ReuseRefresher:
     """SJD++ token reuse (spec/sjdpp.md, Eq. 4-5): after a rejection, a draft whose confidence
     p_t(x) / p_{t-1}(x) exceeds `threshold` is kept, any other is resampled from p_t.
-    `q="stale"` (published): a kept draft keeps its old q, a resampled one gets p_t (lossy).
-    `q="mixture"` (sjdpp-exact): either carries the keep-or-resample law, its true q."""
+    `kept_law="stale"` (published): a kept draft keeps its old q, a resampled one gets p_t (lossy).
+    `kept_law="mixture"` (sjdpp-exact): either carries the keep-or-resample law, its true q."""
 
     threshold: float = 1.0
-    q: Literal["stale", "mixture"] = "stale"
+    kept_law: Literal["stale", "mixture"] = "stale"  # the q recorded with a reused draft
     fallback: Refresher = FreshSampleRefresher()  # a cell without a draft to reuse (the bonus cell)
 
     def __post_init__(self) -> None:
@@ -176,8 +178,8 @@ class ReuseRefresher:
         if not (isinstance(self.threshold, (int, float)) and 0.0 <= self.threshold < float("inf")):
             raise InvalidParameterError(f"reuse threshold must be a finite number >= 0, got {self.threshold!r}")
         # Verify the q rule is known
-        if self.q not in ("stale", "mixture"):
-            raise InvalidParameterError(f"ReuseRefresher q must be 'stale' or 'mixture', got {self.q!r}")
+        if self.kept_law not in ("stale", "mixture"):
+            raise InvalidParameterError(f"ReuseRefresher kept_law must be 'stale' or 'mixture', got {self.kept_law!r}")
 
     def refresh(
         self,
@@ -193,7 +195,7 @@ class ReuseRefresher:
         keep = compute_keep_mask(old.last_target, target_probs, self.threshold)
         kept = bool(keep[old.token])
         token = old.token if kept else fresh_sample(target_probs, state.iteration, cell, randomness)
-        if self.q == "mixture":
+        if self.kept_law == "mixture":
             draft_probs = compute_reuse_law(old.draft_probs, keep, target_probs)
         else:
             draft_probs = old.draft_probs if kept else target_probs

@@ -43,14 +43,14 @@ from .verifiers import (
 DEFAULT_WINDOW = 3  # small enough for the exact engine on the toy models; the official SJD uses 16
 
 
-def sjd(window: int = DEFAULT_WINDOW, q: Literal["uniform", "one-hot"] = "one-hot") -> ComposedStrategy:
+def sjd(window: int = DEFAULT_WINDOW, recorded_law: Literal["uniform", "one-hot"] = "one-hot") -> ComposedStrategy:
     """Speculative Jacobi decoding (spec/sjd.md): random initial drafts, exact verification,
     refinement of the unaccepted tail from this pass's fresh samples."""
-    name = "sjd" if q == "one-hot" else "sjd-uniform"
+    name = "sjd" if recorded_law == "one-hot" else "sjd-uniform"
     return ComposedStrategy(
         name=name,
         schedule=RasterWindow(window),
-        initial_drafter=RandomDrafter(q),
+        initial_drafter=RandomDrafter(recorded_law),
         verifier=SpeculativeVerifier(),
         refresher=FreshSampleRefresher(),
         mask=CausalMask(),
@@ -88,7 +88,7 @@ register(
     Preset(
         "sjd-uniform",
         "speculative Jacobi decoding, random drafts with their true uniform q",
-        lambda window=DEFAULT_WINDOW: sjd(window, q="uniform"),
+        lambda window=DEFAULT_WINDOW: sjd(window, recorded_law="uniform"),
         lossless=True,
     )
 )
@@ -142,7 +142,7 @@ def sjd_spatial(
 
 def sjdpp(window: int = DEFAULT_WINDOW, threshold: float = 1.0, exact: bool = False) -> ComposedStrategy:
     """SJD++ token reuse; `exact` verifies reused drafts with their keep-or-resample law."""
-    refresher = ReuseRefresher(threshold, q="mixture" if exact else "stale")
+    refresher = ReuseRefresher(threshold, kept_law="mixture" if exact else "stale")
     return raster_window_strategy(
         "sjdpp-exact" if exact else "sjdpp", window, SpeculativeVerifier(), refresher=refresher
     )

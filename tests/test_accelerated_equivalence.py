@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from jacobi_oracle.accelerated import WINDOW_DECODERS, AcceleratedDecoder, build_accelerated
-from jacobi_oracle.accelerated.jacobi import AcceleratedWindowDecoder, Rules
+from jacobi_oracle.accelerated.jacobi import AcceleratedWindowDecoder, Parts
 from jacobi_oracle.accelerated.noise import inverse_cdf as device_inverse_cdf
 from jacobi_oracle.accelerated.noise import keyed_categorical, keyed_uniforms, sample_streams
 from jacobi_oracle.models.llamagen import LlamaGen, llamagen_config
@@ -139,7 +139,7 @@ def test_device_inverse_cdf_is_the_spec_rule_at_every_edge(masses: list[float], 
 
 def test_a_decoder_drawing_on_other_keys_is_caught() -> None:
     # negative control: AR whose tokens come from the "fresh" events instead of "sample"
-    broken = AcceleratedWindowDecoder("ar", 1, Rules(bonus_purpose="fresh"))
+    broken = AcceleratedWindowDecoder("ar", 1, Parts(bonus_purpose="fresh"))
     config = Config("ar", 1, Sampling(), 0, MAX_BATCH)
     case = build_model("hash")
     slow, fast = decode_both(case.model, [case.condition] * MAX_BATCH, case.layout, config, broken)

@@ -86,7 +86,7 @@ def test_reuse_law_is_the_law_of_keep_or_resample(
 ) -> None:
     """Draw the old draft from q_old, run the refresher; the token's exact law is q_next."""
     draft_probs = data.draw(distributions(VOCAB, allow_zeros=False))
-    refresher = ReuseRefresher(threshold, q="mixture")
+    refresher = ReuseRefresher(threshold, kept_law="mixture")
     stored: dict[int, torch.Tensor] = {}
 
     def run(randomness: Randomness) -> int:
@@ -108,7 +108,7 @@ def test_stale_reuse_q_is_not_the_draft_law() -> None:
     """Negative control: the published rule's stored q differs from the draft's law."""
     draft_probs = previous = torch.tensor([0.4, 0.3, 0.2, 0.1], dtype=torch.float64)
     target = torch.tensor([0.1, 0.5, 0.2, 0.2], dtype=torch.float64)  # tokens 1, 3 rose: kept
-    refresher = ReuseRefresher(1.0, q="stale")
+    refresher = ReuseRefresher(1.0, kept_law="stale")
     law = torch.zeros(VOCAB, dtype=torch.float64)
     stored: dict[int, torch.Tensor] = {}
 

@@ -40,7 +40,7 @@ def problem() -> Problem:
 def tables(name: str) -> CountTables:
     strategies: dict[str, Strategy] = {
         "ar": ar(),
-        "sjd": sjd(4, q="one-hot"),
+        "sjd": sjd(4, recorded_law="one-hot"),
         "mutant": mislabelled_sjd(8, claimed_first=0.95),
     }
     seed = {"ar": 1, "sjd": 2, "mutant": 3}[name]  # independent noise for each sample set

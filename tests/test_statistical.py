@@ -44,7 +44,7 @@ def two_sample_problem() -> Problem:
     return Problem(HashModel(8, 6, row_stride=3, sharpness=2.0), 0, Layout(2, 3), Sampling())
 
 
-@pytest.mark.parametrize("strategy", [ar(), sjd(3), sjd(3, q="uniform")], ids=lambda s: s.name)
+@pytest.mark.parametrize("strategy", [ar(), sjd(3), sjd(3, recorded_law="uniform")], ids=lambda s: s.name)
 def test_lossless_decoders_pass_at_the_stated_false_fail_probability(strategy: object) -> None:
     verdict = statistical_check(strategy, mutant_problem(Sampling(temperature=0.7)), BUDGET, ALPHA, seed=11)  # type: ignore[arg-type]
     assert verdict.passed, [t for t in verdict.tests if not t.passed]

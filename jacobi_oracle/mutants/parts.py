@@ -189,7 +189,7 @@ class StaleReuseRefresher(ReuseRefresher):
     decision read its value; its true law is the keep-or-resample mixture."""
 
     threshold: float = 0.5
-    q: Literal["stale", "mixture"] = "stale"
+    kept_law: Literal["stale", "mixture"] = "stale"
 
 
 @dataclass(frozen=True)
