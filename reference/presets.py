@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -330,3 +331,28 @@ register(Preset("zipar", "ZipAR: staggered rows, one sample per active row per p
 
 # --- LPD (spec/lpd.md): needs a position-query model for its mutual query visibility ---
 register(Preset("lpd", "locality-aware parallel decoding: seeded locality order, one cell group per pass", lpd, False))
+
+
+# --- on a real model (a trained LlamaGen; experiments/realtable.py, bench.py, cli/demo.py) ---
+# Published parameters where there is one (SJD: W = 16; PJD: c = 8 image tokens, windows of 8;
+# ZipAR on LlamaGen: w = 8). Passed only to builders that take them.
+REAL_MODEL_PARAMS: dict[str, dict[str, Any]] = {
+    "pjd": {"context": 8, "window": 8},
+    "pjd-causal": {"context": 8, "window": 8},
+    "pjd-exact": {"context": 8, "window": 8, "verify": 16},
+    "zipar": {"window": 8},
+    # fixed-noise Jacobi gains from long windows (drafts far ahead converge while they wait);
+    # 128 is the fastest on one CPU thread at 24x24 (benchmarks/REAL_MODEL.md, the window sweep)
+    "gumbel-jacobi-above": {"window": 128},
+}
+REAL_MODEL_WINDOW = 16  # every other windowed preset (SJD's published W)
+# Presets that start a row before the row above is finished: decoded through RowEntryProxy
+ROW_ENTRY_PRESETS = frozenset({"pjd", "pjd-causal", "pjd-exact", "zipar"})
+
+
+def real_params(name: str) -> dict[str, Any]:
+    """Parameters for preset `name` on a real model."""
+    if name in REAL_MODEL_PARAMS:
+        return dict(REAL_MODEL_PARAMS[name])
+    accepted = inspect.signature(PRESETS[name].build).parameters
+    return {"window": REAL_MODEL_WINDOW} if "window" in accepted else {}

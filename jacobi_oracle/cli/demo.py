@@ -33,7 +33,6 @@ from PIL import Image, ImageDraw
 from ..experiments.realtable import (
     DEFAULT_SEED,
     FAMILY_ALPHA,
-    ROW_ENTRY_PRESETS,
     Calibration,
     advancer,
     calibration_counts,
@@ -46,7 +45,7 @@ from ..models.tokenizer import PatchTokenizer
 from ..models.trained import TRAINED_MODELS, TrainedModel, load_named, load_trained
 from ..oracle.exact import ExactVerdict, check_exact
 from ..oracle.pathwise import PathwiseVerdict, check_pathwise
-from ..reference.presets import PRESETS, build_preset
+from ..reference.presets import PRESETS, ROW_ENTRY_PRESETS, build_preset
 from ..spec.errors import InvalidParameterError, JacobiOracleError
 from ..spec.layout import Layout
 from ..spec.model import Problem

@@ -24,7 +24,7 @@ import torch
 from jacobi_oracle.accelerated import ACCELERATED, WINDOW_DECODERS, build_accelerated
 from jacobi_oracle.models.llamagen import CONFIGS, LlamaGen, llamagen_config, load_llamagen
 from jacobi_oracle.models.trained import load_trained
-from jacobi_oracle.reference.presets import build_preset
+from jacobi_oracle.reference.presets import REAL_MODEL_PARAMS, build_preset, real_params
 from jacobi_oracle.spec.errors import InvalidParameterError
 from jacobi_oracle.spec.layout import Layout
 from jacobi_oracle.spec.model import Model
@@ -141,7 +141,6 @@ def split_window(entry: str) -> tuple[str, int | None]:
 def strategy_params(entry: str, window: int) -> dict[str, Any]:
     """The real-model parameters of preset `name` (experiments/realtable.py), with the bench's
     window for the raster-window presets; `name:W` sets the window to W."""
-    from jacobi_oracle.experiments.realtable import REAL_MODEL_PARAMS, real_params  # the one home of these numbers
 
     name, override = split_window(entry)
     # Verify the preset has an accelerated decoder

@@ -30,7 +30,6 @@ same keyed noise), except the row-entry presets, which run their reference decod
 from __future__ import annotations
 
 import argparse
-import inspect
 import json
 import math
 import statistics
@@ -53,7 +52,7 @@ from jacobi_oracle.oracle.statistical.check import calibration_tests
 from jacobi_oracle.oracle.statistical.counts import CountTables, from_fixed, record_calibration
 from jacobi_oracle.oracle.statistical.power import CALIBRATION_TESTS, bonferroni_level, compute_min_detectable_shift
 from jacobi_oracle.oracle.statistical.tests import TestResult
-from jacobi_oracle.reference.presets import PRESETS, build_preset
+from jacobi_oracle.reference.presets import PRESETS, ROW_ENTRY_PRESETS, build_preset, real_params
 from jacobi_oracle.spec.errors import InvalidParameterError, JacobiOracleError
 from jacobi_oracle.spec.layout import Layout
 from jacobi_oracle.spec.model import Model, Problem
@@ -62,32 +61,10 @@ from jacobi_oracle.spec.row_entry import RowEntryProxy
 from jacobi_oracle.spec.sampling import Sampling
 from jacobi_oracle.spec.strategy import Decoded, Strategy
 
-# Real-model parameters, published where there is one (SJD: W = 16; PJD: c = 8 image tokens,
-# windows of 8; ZipAR on LlamaGen: w = 8). Passed only to builders that take them.
-REAL_MODEL_PARAMS: dict[str, dict[str, Any]] = {
-    "pjd": {"context": 8, "window": 8},
-    "pjd-causal": {"context": 8, "window": 8},
-    "pjd-exact": {"context": 8, "window": 8, "verify": 16},
-    "zipar": {"window": 8},
-    # fixed-noise Jacobi gains from long windows (drafts far ahead converge while they wait);
-    # 128 is the fastest on one CPU thread at 24x24 (benchmarks/REAL_MODEL.md, the window sweep)
-    "gumbel-jacobi-above": {"window": 128},
-}
-DEFAULT_WINDOW = 16
 NOT_ON_REAL_MODEL = {"lpd": "needs a position-query model (LPD's own training)"}
 DEFAULT_SAMPLING = Sampling(temperature=1.0, cfg_scale=2.0)
 DEFAULT_SEED = 2024
-# Presets that start a row before the row above is finished: decoded through RowEntryProxy
-ROW_ENTRY_PRESETS = frozenset({"pjd", "pjd-causal", "pjd-exact", "zipar"})
 FAMILY_ALPHA = 1e-6  # false-fail probability of a whole table of lossless rows
-
-
-def real_params(name: str) -> dict[str, Any]:
-    """Parameters for preset `name` on the real model."""
-    if name in REAL_MODEL_PARAMS:
-        return dict(REAL_MODEL_PARAMS[name])
-    accepted = inspect.signature(PRESETS[name].build).parameters
-    return {"window": DEFAULT_WINDOW} if "window" in accepted else {}
 
 
 def real_model_presets() -> list[str]:
