@@ -66,13 +66,28 @@ class Backend(Protocol):
 
 # -- backends --------------------------------------------------------------------------------
 class CachedLlamaGen:
-    def __init__(self, model: LlamaGen, class_ids: torch.Tensor, cfg: bool, num_cells: int, window: int):
+    """LlamaGen over a static KV cache. Eager (default, the tested path): attention over the
+    filled prefix, slice writes where the window is contiguous. `compiled`: one torch.compile'd
+    graph per window width, every shape static (gpt-fast style): scatter writes at tensor slots and
+    attention over every cache slot under a mask built from them; the same math, so the logits
+    differ from eager by rounding only (benchmarks/RESULTS.md measures how often a token moves)."""
+
+    def __init__(
+        self, model: LlamaGen, class_ids: torch.Tensor, cfg: bool, num_cells: int, window: int, compiled: bool = False
+    ):
         self.model = model
         self.num_cells = num_cells
         self.class_ids = torch.cat([class_ids, torch.full_like(class_ids, model.num_classes)]) if cfg else class_ids
         self.caches = model.new_caches(self.class_ids.numel(), scratch=window)  # k, v: [B2, H, 1 + L + W, D]
         self.scratch = 1 + model.num_positions + torch.arange(window, device=class_ids.device)  # [W]
         self.key_slots = torch.arange(1 + model.num_positions + window, device=class_ids.device)  # [K]
+        self.static = torch.compile(self._static_logits, dynamic=False) if compiled else None
+
+    def _static_logits(self, inputs: torch.Tensor, slots: torch.Tensor) -> torch.Tensor:
+        """[B2, W] inputs at [B2, W] slots -> [B2, W, V] logits; fixed shapes, so one graph."""
+        mask = (self.key_slots <= slots[:, :, None])[:, None]  # [B2, 1, W, K]: causal over the cache
+        x = self.model.embed(inputs, slots, self.class_ids)
+        return self.model.head(self.model.run(x, slots, mask, self.caches, slots, None))
 
     def window_logits(self, state: WindowState, drafted: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         # input i feeds the token at position cells[:, i] - 1 (the class at slot 0) and answers cells[:, i]
@@ -83,6 +98,9 @@ class CachedLlamaGen:
         slots = cells if contiguous else torch.where(cells < self.num_cells, cells, self.scratch)  # padding: scratch
         reps = self.class_ids.numel() // cells.shape[0]  # 2 with CFG: [cond; uncond]
         inputs = inputs.repeat(reps, 1)
+        if self.static is not None:
+            logits = self.static(inputs, slots.repeat(reps, 1))
+            return (logits, None) if reps == 1 else tuple(logits.chunk(2))  # type: ignore[return-value]
         # the slots only pick RoPE entries (and cache rows when not contiguous); one sample's
         # broadcast over its CFG rows
         slots = slots if contiguous and cells.shape[0] == 1 else slots.repeat(reps, 1)
@@ -361,6 +379,7 @@ class AcceleratedWindowDecoder:
     window: int
     parts: Parts = Parts()
     use_cache: bool = True
+    compiled: bool = False  # LlamaGen only: a torch.compile'd static-shape step (CachedLlamaGen); eager is tested
 
     def __post_init__(self) -> None:
         # Verify the window holds at least the bonus cell
@@ -442,7 +461,7 @@ class AcceleratedWindowDecoder:
             device = model.output.weight.device
             classes = torch.tensor([model.class_index(p.condition) for p in problems], device=device)
             cfg = problems[0].sampling.uses_cfg
-            return CachedLlamaGen(model, classes, cfg, layout.num_cells, self.window), device
+            return CachedLlamaGen(model, classes, cfg, layout.num_cells, self.window, self.compiled), device
         return QueryBackend(problems), torch.device("cpu")
 
     @staticmethod

@@ -6,6 +6,7 @@ static KV cache. Hypothesis picks the grid, window, sampling, batch size and CFG
 
 from __future__ import annotations
 
+import dataclasses
 from typing import NamedTuple
 
 import pytest
@@ -220,3 +221,15 @@ def test_the_cuda_kv_cache_path_equals_the_cpu_reference_in_float64(strategy: st
     fast = accelerated.decode_batch(model, [0, 1, 2], layout, config.sampling, noise)
     slow, _ = decode_both(LLAMAGEN, [0, 1, 2], layout, config, accelerated)
     assert_identical(slow, fast, config)
+
+
+@pytest.mark.parametrize(("strategy", "window"), [("ar", 1), ("sjd", 3)])
+def test_the_compiled_static_step_decodes_the_reference_tokens(strategy: str, window: int) -> None:
+    """`compiled=True` (torch.compile of the static-shape step, `bench --compile`): the same math
+    as eager, in float64 here, so the same tokens, passes and traces as reference/."""
+    config = Config(strategy, window, Sampling(temperature=1.0, cfg_scale=2.0), 11, MAX_BATCH)
+    eager = build_accelerated(strategy) if strategy == "ar" else build_accelerated(strategy, window=window)
+    assert isinstance(eager, AcceleratedWindowDecoder)
+    compiled = dataclasses.replace(eager, compiled=True)
+    layout = Layout(3, LLAMAGEN.config.grid_size)
+    assert_identical(*decode_both(LLAMAGEN, [0, 1, 2], layout, config, compiled), config)

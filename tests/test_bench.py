@@ -29,6 +29,7 @@ def test_bench_reports_every_strategy_against_accelerated_ar(capsys: pytest.Capt
     assert ar["bandwidth_floor_s"] == ar["weight_bytes"] / ar["bandwidth_bytes_per_s"]
     assert ar["time_per_pass_s"] == ar["latency_s_median"] / ar["forward_passes_mean"]  # batch 1
     assert ar["empty_launch_s"] > 0
+    assert ar["compiled"] is False and ar["first_image_s"] > 0  # the untimed first image, reported
 
 
 def test_bench_runs_the_trained_model(capsys: pytest.CaptureFixture[str]) -> None:
@@ -43,6 +44,8 @@ def test_bench_refuses_too_few_images_and_unknown_models() -> None:
         BenchConfig(images=3)
     with pytest.raises(InvalidParameterError, match="llamagen-huge"):
         BenchConfig(model="llamagen-huge")
+    with pytest.raises(InvalidParameterError, match="warmup >= 1"):
+        BenchConfig(compile=True, warmup=0)  # the first image pays the compilation: it must not be timed
     assert main(["bench", "--model", "nope"]) == 2
 
 

@@ -21,6 +21,11 @@ def add_parser(sub: Subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's)")
     parser.add_argument("--reference-images", type=int, default=0, help="also time reference/ on N images")
     parser.add_argument("--peer", default=None, help="hf: also time transformers' Llama generate of the same size")
+    parser.add_argument(
+        "--compile",
+        action="store_true",
+        help="torch.compile the raster-window decoders' static-shape step (first image: compilation, reported)",
+    )
     parser.set_defaults(run=run)
     return parser
 
@@ -43,6 +48,7 @@ def run(args: argparse.Namespace) -> int:
         threads=args.threads,
         reference_images=args.reference_images,
         peer=args.peer,
+        compile=args.compile,
     )
     command = "jacobi-oracle " + shlex.join(sys.argv[1:]) if sys.argv[1:2] == ["bench"] else "jacobi-oracle bench"
     console = stderr_console()

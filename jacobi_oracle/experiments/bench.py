@@ -16,12 +16,13 @@ import platform
 import statistics
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
 
 from jacobi_oracle.accelerated import ACCELERATED, WINDOW_DECODERS, build_accelerated
+from jacobi_oracle.accelerated.jacobi import AcceleratedWindowDecoder
 from jacobi_oracle.models.llamagen import CONFIGS, LlamaGen, llamagen_config, load_llamagen
 from jacobi_oracle.models.trained import load_trained
 from jacobi_oracle.reference.presets import REAL_MODEL_PARAMS, build_preset, real_params
@@ -57,6 +58,7 @@ class BenchConfig:
     threads: int | None = None  # CPU threads (1 avoids contention on a loaded machine)
     reference_images: int = 0  # also time reference/ (query contract, no cache) on this many images
     peer: str | None = None  # "hf": also time transformers' Llama `generate` of the same size
+    compile: bool = False  # also time each raster-window preset's torch.compile'd static-shape step (warmup >= 1)
 
     def __post_init__(self) -> None:
         # Verify the model name, the image count and the dtype
@@ -73,6 +75,8 @@ class BenchConfig:
             raise InvalidParameterError(f"images must be >= {MIN_TIMED_IMAGES} (median latency), got {self.images}")
         if self.dtype not in ("float32", "float64", "bfloat16", "float16"):
             raise InvalidParameterError(f"dtype must be float32, float64, bfloat16 or float16, got {self.dtype!r}")
+        if self.compile and self.warmup < 1:
+            raise InvalidParameterError("--compile needs --warmup >= 1: the first image pays the compilation")
         if self.grid < 1 or self.batch < 1 or self.warmup < 0:
             raise InvalidParameterError(
                 f"grid, batch >= 1 and warmup >= 0 needed, got {self.grid}, {self.batch}, {self.warmup}"
@@ -163,12 +167,21 @@ def decoding_model(name: str, model: LlamaGen) -> Model:
     return model if name in WINDOW_DECODERS else RowEntryProxy(model)
 
 
+COMPILED_SUFFIX = "+compiled"  # the row of a raster-window preset's torch.compile'd twin (--compile)
+
+
 def image_timer(
     name: str, model: LlamaGen, config: BenchConfig, layout: Layout, sampling: Sampling, device: torch.device
 ) -> Callable[[int], tuple[float, list[int]]]:
     """A function timing preset `name`'s image `image` (a batch of config.batch samples):
-    seconds per sample and each sample's forward passes. Classes cycle over the samples."""
+    seconds per sample and each sample's forward passes. Classes cycle over the samples.
+    `name` + COMPILED_SUFFIX: the same decoder with its compiled static-shape step."""
+    compiled = name.endswith(COMPILED_SUFFIX)
+    name = name.removesuffix(COMPILED_SUFFIX)
     decoder = build_accelerated(split_window(name)[0], **strategy_params(name, config.window))
+    if compiled:
+        assert isinstance(decoder, AcceleratedWindowDecoder)
+        decoder = replace(decoder, compiled=True)
     target = decoding_model(split_window(name)[0], model)
 
     def time_image(image: int) -> tuple[float, list[int]]:
@@ -298,11 +311,14 @@ def _run_bench(config: BenchConfig, command: str, progress: Callable[[str], None
     strategies = list(config.strategies)
     if "ar" not in strategies:
         strategies.insert(0, "ar")  # the baseline every speed-up is measured against
+    if config.compile:  # each raster-window preset's compiled twin, timed beside it in the same run
+        strategies += [n + COMPILED_SUFFIX for n in list(strategies) if split_window(n)[0] in WINDOW_DECODERS]
     timers = {name: image_timer(name, model, config, layout, sampling, device) for name in strategies}
     if config.peer == HF_PEER:
         timers[HF_PEER_ROW] = hf_image_timer(model, config, layout, device)
     latencies: dict[str, list[float]] = {name: [] for name in timers}
     passes: dict[str, list[int]] = {name: [] for name in timers}
+    first: dict[str, float] = {}  # the first (untimed) image: with --compile, it pays the compilation
     # interleaved: image i of every strategy before image i + 1 of any, so a change of load
     # during the run hits every row alike and the ratios stay side by side
     for image in range(config.warmup + config.images):
@@ -310,12 +326,19 @@ def _run_bench(config: BenchConfig, command: str, progress: Callable[[str], None
             if progress is not None:
                 progress(f"{name} image {image + 1}/{config.warmup + config.images}")
             seconds, image_passes = time_image(image)
+            if image == 0:
+                first[name] = seconds
             if image >= config.warmup:
                 latencies[name].append(seconds)
                 passes[name] += image_passes
     rows = [summarise(n, latencies[n], passes[n], layout.num_cells, config.batch) for n in timers]
+    for row in rows:
+        row["first_image_s"] = first[row["strategy"]]
+        row["compiled"] = row["strategy"].endswith(COMPILED_SUFFIX)
     if config.reference_images:
         for row in rows[: len(strategies)]:
+            if row["compiled"]:
+                continue
             row["reference_latency_s_median"] = time_reference(row["strategy"], model, config, layout, sampling)
             row["speedup_over_reference"] = row["reference_latency_s_median"] / row["latency_s_median"]
     ar = next(r for r in rows if r["strategy"] == "ar")
