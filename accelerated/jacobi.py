@@ -27,7 +27,12 @@ import torch
 from jacobi_oracle.models.llamagen import LlamaGen
 from jacobi_oracle.reference.drafters import compute_keep_mask, compute_reuse_law
 from jacobi_oracle.spec.acceptance import compute_acceptance_probabilities, compute_residual
-from jacobi_oracle.spec.errors import InvalidParameterError, UnsupportedStrategyError
+from jacobi_oracle.spec.errors import (
+    InvalidParameterError,
+    UnsupportedStrategyError,
+    check_count,
+    check_reuse_threshold,
+)
 from jacobi_oracle.spec.layout import Layout
 from jacobi_oracle.spec.model import Model, Problem
 from jacobi_oracle.spec.randomness import CELL_NOISE_PURPOSE, Randomness, cell_noise_key, gumbel_max
@@ -382,9 +387,7 @@ class AcceleratedWindowDecoder:
     compiled: bool = False  # LlamaGen only: a torch.compile'd static-shape step (CachedLlamaGen); eager is tested
 
     def __post_init__(self) -> None:
-        # Verify the window holds at least the bonus cell
-        if not isinstance(self.window, int) or self.window < 1:
-            raise InvalidParameterError(f"window must be an int >= 1, got {self.window!r}")
+        check_count("window", self.window)  # at least the bonus cell
 
     def decode(
         self, model: Model, condition: int | None, layout: Layout, sampling: Sampling, randomness: Randomness
@@ -499,9 +502,7 @@ def accelerated_jacobi(window: int = 3, use_cache: bool = True) -> AcceleratedWi
 def accelerated_sjdpp(
     window: int = 3, threshold: float = 1.0, exact: bool = False, use_cache: bool = True
 ) -> AcceleratedWindowDecoder:
-    # Verify the threshold is a finite ratio >= 0 (as reference ReuseRefresher)
-    if not (isinstance(threshold, (int, float)) and 0.0 <= threshold < float("inf")):
-        raise InvalidParameterError(f"reuse threshold must be a finite number >= 0, got {threshold!r}")
+    check_reuse_threshold(threshold)  # as reference ReuseRefresher
     parts = Parts(refresh="reuse-mixture" if exact else "reuse-stale", reuse_threshold=threshold)
     return AcceleratedWindowDecoder("sjdpp-exact" if exact else "sjdpp", window, parts, use_cache)
 

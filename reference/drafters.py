@@ -12,7 +12,7 @@ from typing import Literal, Protocol
 import torch
 
 from jacobi_oracle.spec.acceptance import compute_acceptance_probability, compute_residual
-from jacobi_oracle.spec.errors import InvalidParameterError
+from jacobi_oracle.spec.errors import InvalidParameterError, check_reuse_threshold
 from jacobi_oracle.spec.layout import Layout
 from jacobi_oracle.spec.model import Problem
 from jacobi_oracle.spec.randomness import EventKey, Randomness, cell_noise_key
@@ -175,8 +175,7 @@ class ReuseRefresher:
 
     def __post_init__(self) -> None:
         # Verify the threshold is a finite ratio >= 0
-        if not (isinstance(self.threshold, (int, float)) and 0.0 <= self.threshold < float("inf")):
-            raise InvalidParameterError(f"reuse threshold must be a finite number >= 0, got {self.threshold!r}")
+        check_reuse_threshold(self.threshold)
         # Verify the q rule is known
         if self.kept_law not in ("stale", "mixture"):
             raise InvalidParameterError(f"ReuseRefresher kept_law must be 'stale' or 'mixture', got {self.kept_law!r}")
@@ -214,8 +213,7 @@ class ConfidentReuseRefresher:
 
     def __post_init__(self) -> None:
         # Verify the threshold is an acceptance probability
-        if not (isinstance(self.threshold, (int, float)) and 0.0 <= self.threshold <= 1.0):
-            raise InvalidParameterError(f"reuse threshold must be in [0, 1], got {self.threshold!r}")
+        check_reuse_threshold(self.threshold, at_most=1.0)
 
     def refresh(
         self,

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field, replace
 
 import torch
 
-from jacobi_oracle.spec.errors import InvalidParameterError
+from jacobi_oracle.spec.errors import check_count
 from jacobi_oracle.spec.model import Problem
 from jacobi_oracle.spec.randomness import PrefixedRandomness, Randomness
 from jacobi_oracle.spec.strategy import IterationTrace, PhasedDecoder
@@ -241,8 +241,7 @@ def pjd_exact(context: int = 2, window: int = 3, verify: int | None = None) -> P
     """PJD-exact: PJD's 2D drafting (context c, row window w) as a shadow, exact raster
     verification over `verify` cells (default: `window`, SJD's window; spec/pjd_exact.md)."""
     verify = window if verify is None else verify
-    if not isinstance(verify, int) or verify < 1:
-        raise InvalidParameterError(f"verify (raster verification window) must be an int >= 1, got {verify!r}")
+    check_count("verify (raster verification window)", verify)
     return PJDExact(
         name="pjd-exact",
         rows=ParallelRows(context, window),

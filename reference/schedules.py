@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from jacobi_oracle.spec.errors import InvalidParameterError
+from jacobi_oracle.spec.errors import check_count
 from jacobi_oracle.spec.model import Problem
 
 from .state import JacobiState, Window
@@ -22,9 +22,7 @@ class RasterWindow:
     window: int
 
     def __post_init__(self) -> None:
-        # Verify the window holds at least the bonus cell
-        if not isinstance(self.window, int) or self.window < 1:
-            raise InvalidParameterError(f"window must be an int >= 1, got {self.window!r}")
+        check_count("window", self.window)  # at least the bonus cell
 
     def windows(self, problem: Problem, state: JacobiState) -> tuple[Window, ...]:
         start = state.first_uncommitted()
@@ -63,8 +61,7 @@ def active_rows(problem: Problem, state: JacobiState, lag: int) -> list[int]:
 
 
 def _check_positive(name: str, value: int) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise InvalidParameterError(f"{name} must be an int >= 1, got {value!r}")
+    check_count(name, value)
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from jacobi_oracle.spec.errors import (
     ProbabilityError,
     ShapeMismatchError,
     UnsupportedStrategyError,
+    check_count,
 )
 from jacobi_oracle.spec.model import Problem
 from jacobi_oracle.spec.randomness import EventKey, Randomness, cell_noise_key
@@ -187,8 +188,7 @@ class GroupedRule:
 
     def __post_init__(self) -> None:
         # Verify the group bounds
-        if not isinstance(self.rank_window, int) or self.rank_window < 0:
-            raise InvalidParameterError(f"gsd rank_window must be an int >= 0, got {self.rank_window!r}")
+        check_count("gsd rank_window", self.rank_window, minimum=0)
         _check_non_negative("gsd prob_window", self.prob_window)
         _check_non_negative("gsd embedding_radius", self.embedding_radius)
 
@@ -227,8 +227,7 @@ class LatentNeighbourRule:
 
     def __post_init__(self) -> None:
         # Verify k >= 1 and the budget is a total variation in [0, 1]
-        if not isinstance(self.neighbours, int) or self.neighbours < 1:
-            raise InvalidParameterError(f"lantern neighbours (k) must be an int >= 1, got {self.neighbours!r}")
+        check_count("lantern neighbours (k)", self.neighbours)
         if not (isinstance(self.delta, (int, float)) and 0.0 <= self.delta <= 1.0):
             raise InvalidParameterError(f"lantern delta must be in [0, 1], got {self.delta!r}")
 
@@ -286,8 +285,7 @@ class RowLagVerifier:
 
     def __post_init__(self) -> None:
         # Verify the lag is a column count >= 0
-        if not isinstance(self.lag, int) or self.lag < 0:
-            raise InvalidParameterError(f"row lag must be an int >= 0, got {self.lag!r}")
+        check_count("row lag", self.lag, minimum=0)
 
     def verify(
         self,

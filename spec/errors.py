@@ -39,3 +39,23 @@ class UnsupportedStrategyError(JacobiOracleError):
 class QueryContextError(JacobiOracleError):
     """A query's visible keys cannot be answered by the model (e.g. a next-token model whose
     query for position t sees no key at t - 1)."""
+
+
+# --- the one home of the parameter checks every decoder shares --------------------------------
+
+
+def check_count(name: str, value: object, minimum: int = 1) -> int:
+    """`value` as an int >= `minimum` (a window, a lag, a neighbour count); bools are refused."""
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        raise InvalidParameterError(f"{name} must be an int >= {minimum}, got {value!r}")
+    return value
+
+
+def check_reuse_threshold(value: object, at_most: float = float("inf")) -> float:
+    """A keep threshold on the ratio p_t(x) / p_{t-1}(x) (SJD++ reuse, PJD's confident reuse):
+    a finite number in [0, at_most]."""
+    in_range = isinstance(value, (int, float)) and not isinstance(value, bool) and 0.0 <= value <= at_most
+    if not in_range or value == float("inf"):
+        bound = "a finite number >= 0" if at_most == float("inf") else f"in [0, {at_most:g}]"
+        raise InvalidParameterError(f"reuse threshold must be {bound}, got {value!r}")
+    return float(value)  # type: ignore[arg-type]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .errors import InvalidParameterError
+from .errors import InvalidParameterError, check_count
 
 
 @dataclass(frozen=True)
@@ -22,10 +22,8 @@ class Layout:
 
     def __post_init__(self) -> None:
         # Verify the grid is non-empty
-        if not isinstance(self.height, int) or self.height < 1:
-            raise InvalidParameterError(f"layout height must be an int >= 1, got {self.height!r}")
-        if not isinstance(self.width, int) or self.width < 1:
-            raise InvalidParameterError(f"layout width must be an int >= 1, got {self.width!r}")
+        check_count("layout height", self.height)
+        check_count("layout width", self.width)
         # Verify the end-of-row token is a token id
         if self.end_of_row_token is not None and self.end_of_row_token < 0:
             raise InvalidParameterError(f"end_of_row_token must be a token id >= 0, got {self.end_of_row_token!r}")

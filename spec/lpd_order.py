@@ -10,7 +10,7 @@ import math
 
 import torch
 
-from .errors import InvalidParameterError
+from .errors import InvalidParameterError, check_count
 
 # The published schedules (LPD, arXiv 2507.01957): 256 tokens in 20 steps, 1024 in 48.
 PUBLISHED_STEPS = {256: 20, 1024: 48}
@@ -106,8 +106,7 @@ def compute_locality_order(
     Ties are broken by one seeded random rank per cell.
     """
     check_group_sizes(group_sizes, height * width)
-    if not isinstance(repulsion, int) or repulsion < 0:
-        raise InvalidParameterError(f"repulsion must be an int >= 0, got {repulsion!r}")
+    check_count("repulsion", repulsion, minimum=0)
     rank = torch.randperm(height * width, generator=torch.Generator().manual_seed(seed)).tolist()
     tie = {divmod(cell, width): rank[cell] for cell in range(height * width)}
     selected: set[tuple[int, int]] = set()

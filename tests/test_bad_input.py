@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 import torch
 
+from jacobi_oracle.accelerated import build_accelerated
 from jacobi_oracle.models.toy import HashModel
 from jacobi_oracle.reference.presets import build_preset, sjd
 from jacobi_oracle.spec.errors import (
@@ -117,3 +120,20 @@ def test_invalid_bernoulli_probability() -> None:
 def test_unknown_preset_is_named() -> None:
     with pytest.raises(InvalidParameterError, match="unknown strategy 'nope'"):
         build_preset("nope")
+
+
+@pytest.mark.parametrize(
+    ("build", "match"),
+    [
+        (lambda: build_preset("sjd", window=0), "window must be an int >= 1, got 0"),
+        (lambda: build_preset("sjd", window=True), "window must be an int >= 1, got True"),
+        (lambda: build_accelerated("sjd", window=0), "window must be an int >= 1, got 0"),
+        (lambda: build_preset("sjdpp", threshold=-1.0), r"reuse threshold must be a finite number >= 0, got -1\.0"),
+        (lambda: build_accelerated("sjdpp", threshold=float("inf")), "reuse threshold must be a finite number >= 0"),
+    ],
+)
+def test_reference_and_accelerated_refuse_the_same_bad_parameters_with_one_message(build: Any, match: str) -> None:
+    """Window and reuse-threshold checks have one home (spec/errors.py): both implementations
+    raise the same typed error with the same words."""
+    with pytest.raises(InvalidParameterError, match=match):
+        build()

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from ...spec.errors import InvalidParameterError
+from ...spec.errors import check_count
 from ...spec.model import Problem
 from ...spec.strategy import Strategy
 from .counts import Calibration, CountTables, count_samples, is_enumerable, memoised
@@ -57,8 +57,7 @@ class Sampler:
 
     def __init__(self, strategy: Strategy, problem: Problem, seed: int, calibration: bool, workers: int) -> None:
         # Verify the worker count
-        if not isinstance(workers, int) or workers < 1:
-            raise InvalidParameterError(f"workers must be an int >= 1, got {workers!r}")
+        check_count("workers", workers)
         # the model's cache is built before the fork: every worker starts from (and keeps) its own copy
         problem = memoised(problem) if is_enumerable(problem) else problem
         self.job = Job(strategy, problem, seed, calibration, {})
