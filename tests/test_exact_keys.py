@@ -22,41 +22,7 @@ from jacobi_oracle.spec.model import Problem
 from jacobi_oracle.spec.sampling import Sampling
 from jacobi_oracle.spec.strategy import freeze
 
-MAX_CELLS = 6
-TENSOR_FORMS = ("plain", "column-view", "float32", "requires-grad")  # the fast path and each fallback
-
-
-@st.composite
-def probability_tensors(draw: st.DrawFn, vocab: int) -> torch.Tensor:
-    """A [V] distribution, as a plain float64 tensor or a form the fast path must fall back on."""
-    weights = draw(st.lists(st.one_of(st.just(0.0), st.floats(0.01, 1.0)), min_size=vocab, max_size=vocab))
-    probs = torch.tensor(weights, dtype=torch.float64) + 1e-3
-    probs = probs / probs.sum()
-    form = draw(st.sampled_from(TENSOR_FORMS))
-    if form == "column-view":
-        return torch.stack([probs.flip(0), probs], dim=1)[:, 1]  # strided: not contiguous
-    if form == "float32":
-        return probs.float()
-    if form == "requires-grad":
-        return probs.clone().requires_grad_(True)
-    return probs
-
-
-@st.composite
-def drafts(draw: st.DrawFn, vocab: int) -> Draft:
-    last = draw(st.one_of(st.none(), probability_tensors(vocab)))
-    return Draft(draw(st.integers(0, vocab - 1)), draw(probability_tensors(vocab)), last)
-
-
-@st.composite
-def jacobi_states(draw: st.DrawFn) -> JacobiState:
-    """A JacobiState with every field populated in every way a decoder can populate it."""
-    vocab = draw(st.integers(2, 4))
-    cells = draw(st.integers(1, MAX_CELLS))
-    committed = tuple(draw(st.one_of(st.none(), st.integers(0, vocab - 1))) for _ in range(cells))
-    cell_drafts = tuple(None if c is not None else draw(st.one_of(st.none(), drafts(vocab))) for c in committed)
-    targets = draw(st.one_of(st.none(), st.tuples(*[st.one_of(st.none(), probability_tensors(vocab))] * cells)))
-    return JacobiState(committed, cell_drafts, draw(st.integers(0, cells)), targets)
+from .strategies import MAX_CELLS, jacobi_states
 
 
 def copy_state(state: JacobiState) -> JacobiState:

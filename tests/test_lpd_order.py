@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import pytest
 import torch
 from hypothesis import given, settings
@@ -24,25 +22,7 @@ from jacobi_oracle.spec.position_query import QUERY_TOKEN, compute_slot_attentio
 from jacobi_oracle.spec.randomness import KeyedRandomness
 from jacobi_oracle.spec.sampling import Sampling
 
-MAX_SIDE = 10  # keeps one order under ~10 ms
-
-
-class OrderCase(NamedTuple):
-    height: int
-    width: int
-    group_sizes: tuple[int, ...]
-    repulsion: int
-    seed: int
-
-
-@st.composite
-def order_cases(draw: st.DrawFn) -> OrderCase:
-    height = draw(st.integers(1, MAX_SIDE))
-    width = draw(st.integers(1, MAX_SIDE))
-    steps = draw(st.integers(1, height * width))
-    return OrderCase(
-        height, width, compute_group_sizes(height * width, steps), draw(st.integers(0, 3)), draw(st.integers(0, 2**31))
-    )
+from .strategies import OrderCase, order_cases
 
 
 def order_of(case: OrderCase) -> tuple[tuple[int, ...], ...]:

@@ -20,39 +20,7 @@ from jacobi_oracle.reference.state import JacobiState
 from jacobi_oracle.spec import InvalidParameterError, KeyedRandomness, Layout, Problem, Sampling
 from jacobi_oracle.spec.strategy import SteppedDecoder
 
-MAX_SIDE = 4  # grids up to 4x4 keep each example to milliseconds
-
-
-class PassKeys(NamedTuple):
-    keys: list[Key]
-    key_window: list[int | None]
-    queries: list[tuple[int, int]]  # (cell, window)
-    layout: Layout
-
-
-@st.composite
-def passes_with_row_windows(draw: st.DrawFn) -> PassKeys:
-    """A pass as PJD builds it: committed cells, one window of drafts per active row."""
-    height = draw(st.integers(1, MAX_SIDE))
-    width = draw(st.integers(1, MAX_SIDE))
-    eor = draw(st.sampled_from([None, 0]))
-    layout = Layout(height, width, eor)
-    committed = {c: 0 for c in range(layout.num_cells) if draw(st.booleans())}
-    model = HashModel(vocab_size=2, num_positions=layout.length, row_stride=layout.row_stride)
-    problem = Problem(model, 0, layout, Sampling())
-    keys = committed_keys(problem, committed)
-    key_window: list[int | None] = [None] * len(keys)
-    queries = []
-    for row in range(height):
-        for col in range(width):
-            cell = layout.cell(row, col)
-            if cell in committed:
-                continue
-            queries.append((cell, row))
-            if draw(st.booleans()):
-                keys.append(Key(layout.position(cell), 1, cell, True))
-                key_window.append(row)
-    return PassKeys(keys, key_window, queries, layout)
+from .strategies import MAX_PASS_SIDE, PassKeys, passes_with_row_windows
 
 
 @given(passes_with_row_windows())
@@ -88,7 +56,7 @@ def test_row_causal_mask_is_causal_within_a_row(case: PassKeys) -> None:
                 assert visible
 
 
-@given(st.integers(1, MAX_SIDE), st.integers(1, MAX_SIDE), st.data())
+@given(st.integers(1, MAX_PASS_SIDE), st.integers(1, MAX_PASS_SIDE), st.data())
 def test_causal_mask_equals_the_ar_visibility(height: int, width: int, data: st.DataObject) -> None:
     """Drafts that continue the committed prefix: the causal mask shows a query at cell t the
     same (position, token) pairs as the AR query for the prefix x_<t."""

@@ -21,6 +21,8 @@ from jacobi_oracle.spec.randomness import KeyedRandomness
 from jacobi_oracle.spec.row_entry import RowEntryProxy
 from jacobi_oracle.spec.sampling import Sampling
 
+from .strategies import cached_passes
+
 
 def tiny_llamagen() -> LlamaGen:
     torch.manual_seed(1)
@@ -33,32 +35,11 @@ LLAMAGEN = tiny_llamagen()
 GRID = LLAMAGEN.config.grid_size
 
 
-@st.composite
-def passes(draw: st.DrawFn, length: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """A pass like the decoders build: a committed prefix every query sees, then keys past it
-    that each query sees or not (at most one key per position per query; its t - 1 key seen)."""
-    f = draw(st.integers(0, length - 1))
-    tokens = draw(st.lists(st.integers(0, LLAMAGEN.vocab_size - 1), min_size=length, max_size=length))
-    copies = draw(st.lists(st.integers(0, LLAMAGEN.vocab_size - 1), min_size=length, max_size=length))
-    key_tokens = torch.tensor(tokens + copies[f:])  # a second key at each position past the prefix
-    key_positions = torch.tensor(list(range(length)) + list(range(f, length)))
-    queries = sorted(draw(st.sets(st.integers(f, length), min_size=1, max_size=5)))
-    rows = []
-    for t in queries:
-        which = draw(st.lists(st.sampled_from([0, 1, None]), min_size=length - f, max_size=length - f))
-        row = [p < f for p in range(length)] + [False] * (length - f)
-        for i, w in enumerate(which):
-            p = f + i
-            if p == t - 1 and w is None:
-                w = 0  # a next-token model needs the t - 1 key
-            if w is not None and p < t:
-                row[p if w == 0 else length + i] = True
-        rows.append(row)
-    return key_tokens, key_positions, torch.tensor(queries), torch.tensor(rows)
-
-
 @settings(max_examples=40, deadline=None)
-@given(calls=st.lists(passes(length=2 * GRID), min_size=1, max_size=4), condition=st.sampled_from([0, 3, None]))
+@given(
+    calls=st.lists(cached_passes(LLAMAGEN.vocab_size, 2 * GRID), min_size=1, max_size=4),
+    condition=st.sampled_from([0, 3, None]),
+)
 def test_cached_logits_equal_the_model_over_any_sequence_of_passes(
     calls: list[tuple[torch.Tensor, ...]], condition: int | None
 ) -> None:

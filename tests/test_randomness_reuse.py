@@ -36,6 +36,8 @@ from jacobi_oracle.spec.model import Problem
 from jacobi_oracle.spec.randomness import EventKey, KeyedRandomness, Randomness
 from jacobi_oracle.spec.sampling import Sampling
 
+from .strategies import Read, reuse_programs
+
 ALPHA = 1e-6
 MAX_EXAMPLES = 12
 SAMPLES = 3000
@@ -58,13 +60,6 @@ def chi_square_p(counts: Counter[tuple[int, ...]], law: Law, samples: int) -> fl
 # --- small random programs that reuse keys ------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Read:
-    kind: str  # "bernoulli", "categorical" or "gumbel"
-    key: int  # which of a few keys
-    weights: tuple[float, ...]  # p (bernoulli: weights[0]) or a distribution; shifted by the last outcome
-
-
 def run_program(program: tuple[Read, ...], randomness: Randomness) -> tuple[int, ...]:
     """Each read's law depends on the previous outcome (a rotation of its weights), so the
     reads interact through both the keys and the values."""
@@ -83,17 +78,6 @@ def run_program(program: tuple[Read, ...], randomness: Randomness) -> tuple[int,
     return tuple(outcomes)
 
 
-@st.composite
-def programs(draw: st.DrawFn) -> tuple[Read, ...]:
-    reads = []
-    for _ in range(draw(st.integers(2, 4))):
-        kind = draw(st.sampled_from(["bernoulli", "categorical", "gumbel"]))
-        size = 3
-        weights = tuple(draw(st.lists(st.floats(0.05, 1.0), min_size=size, max_size=size)))
-        reads.append(Read(kind, draw(st.integers(0, 1)), weights))
-    return tuple(reads)
-
-
 def exact_program_law(program: tuple[Read, ...]) -> Law:
     law: Law = {}
     for prob, outcome in enumerate_outcomes(lambda r: run_program(program, r)):
@@ -106,7 +90,7 @@ def sampled(program: tuple[Read, ...], seed: int) -> Counter[tuple[int, ...]]:
 
 
 @settings(max_examples=MAX_EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(programs(), st.integers(0, 2**20))
+@given(reuse_programs(), st.integers(0, 2**20))
 def test_the_interval_exact_law_is_the_law_keyed_randomness_samples(program: tuple[Read, ...], seed: int) -> None:
     try:
         law = exact_program_law(program)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 import torch
 from hypothesis import given
-from hypothesis import strategies as st
 
 from jacobi_oracle.models.llamagen import LlamaGen, llamagen_config
 from jacobi_oracle.models.toy import HashModel
@@ -18,23 +17,10 @@ from jacobi_oracle.spec.randomness import KeyedRandomness
 from jacobi_oracle.spec.row_entry import RowEntryProxy, add_entry_proxies
 from jacobi_oracle.spec.sampling import Sampling
 
-
-@st.composite
-def passes(draw: st.DrawFn) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """A random pass: keys at distinct positions of an 8-position sequence, random visibility
-    in which every query sees at least its first key (so a proxy always exists)."""
-    positions = sorted(draw(st.sets(st.integers(0, 6), min_size=1, max_size=7)))
-    tokens = draw(st.lists(st.integers(0, 2), min_size=len(positions), max_size=len(positions)))
-    queries = draw(st.lists(st.integers(positions[0] + 2, 8), min_size=1, max_size=4))
-    n = len(positions)
-    visible = torch.tensor(
-        draw(st.lists(st.lists(st.booleans(), min_size=n, max_size=n), min_size=len(queries), max_size=len(queries)))
-    )
-    visible[:, 0] = True
-    return torch.tensor(tokens), torch.tensor(positions), torch.tensor(queries), visible
+from .strategies import proxy_passes
 
 
-@given(passes())
+@given(proxy_passes())
 def test_queries_that_see_their_previous_key_are_answered_unchanged(case: tuple[torch.Tensor, ...]) -> None:
     tokens, positions, queries, visible = case
     model = HashModel(vocab_size=3, num_positions=9, row_stride=3)
@@ -45,7 +31,7 @@ def test_queries_that_see_their_previous_key_are_answered_unchanged(case: tuple[
     assert torch.allclose(plain[sees_previous], proxied[sees_previous], rtol=0, atol=1e-12)
 
 
-@given(passes())
+@given(proxy_passes())
 def test_each_proxy_stands_at_t_minus_1_with_the_nearest_earlier_token_for_its_query_only(
     case: tuple[torch.Tensor, ...],
 ) -> None:
