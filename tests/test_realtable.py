@@ -121,3 +121,12 @@ def test_the_trained_model_at_24x24_is_not_enumerable_and_does_not_overflow() ->
 
     model = load_trained().for_grid(24)
     assert not is_enumerable(Problem(model, 0, Layout(24, 24), Sampling(cfg_scale=2.0)))
+
+
+def test_the_realtable_command_records_the_words_it_was_given(capsys: pytest.CaptureFixture[str]) -> None:
+    """`jacobi-oracle realtable` and its older spelling `python -m ...experiments.realtable` run
+    the same command, and the table records the words given."""
+    argv = ["--model", "digits", "--grid", "16", "--images", "1", "--strategies", "ar", "--threads", "1"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "`jacobi-oracle realtable " + " ".join(argv) + "`" in out and "| ar | yes |" in out

@@ -8,7 +8,20 @@ import sys
 from collections.abc import Sequence
 
 from ..spec.errors import JacobiOracleError
-from . import audit, bench, check, compression, demo, falsefail, mutants, precision, shard_audit, strategies, vectors
+from . import (
+    audit,
+    bench,
+    check,
+    compression,
+    demo,
+    falsefail,
+    mutants,
+    precision,
+    realtable,
+    shard_audit,
+    strategies,
+    vectors,
+)
 from .common import Command
 
 COMMANDS: list[Command] = [
@@ -21,6 +34,7 @@ COMMANDS: list[Command] = [
     audit.COMMAND,
     bench.COMMAND,
     precision.COMMAND,
+    realtable.COMMAND,
     demo.COMMAND,
     compression.COMMAND,
 ]
@@ -37,6 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)  # argparse exits with 2 on a usage error
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # the words given, for commands that record them
     try:
         code: int = args.run(args)
     except JacobiOracleError as error:

@@ -29,7 +29,6 @@ same keyed noise), except the row-entry presets, which run their reference decod
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import statistics
@@ -47,7 +46,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 from jacobi_oracle.models.llamagen import LlamaGen
-from jacobi_oracle.models.trained import TRAINED_MODELS, load_named, load_trained
+from jacobi_oracle.models.trained import load_named, load_trained
 from jacobi_oracle.oracle.statistical.check import calibration_tests
 from jacobi_oracle.oracle.statistical.counts import CountTables, from_fixed, record_calibration
 from jacobi_oracle.oracle.statistical.power import CALIBRATION_TESTS, bonferroni_level, compute_min_detectable_shift
@@ -332,19 +331,8 @@ def advancer(bar: Progress, task: TaskID) -> Callable[[int], None]:
     return lambda done: bar.advance(task, done)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m jacobi_oracle.experiments.realtable", description=__doc__)
-    parser.add_argument("--model", default="trained", choices=sorted(TRAINED_MODELS), help="committed trained model")
-    parser.add_argument("--checkpoint", default=None, help="trained-model file (default: the committed --model)")
-    parser.add_argument("--grid", type=int, default=16, choices=[16, 24])
-    parser.add_argument("--images", type=int, default=50)
-    parser.add_argument("--strategies", default=None, help="comma-separated presets (default: all on real models)")
-    parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
-    parser.add_argument("--cfg", type=float, default=DEFAULT_SAMPLING.cfg_scale)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--save", type=Path, default=None, help="also write rows and tokens to this JSON file")
-    parser.add_argument("--render", type=Path, nargs="+", default=None, help="print one table from --save files")
-    args = parser.parse_args(argv)
+def run_table(args: Any, command: str) -> int:
+    """The table for parsed arguments (cli/realtable.py): decode, judge, print the markdown."""
     if args.render is not None:
         print(render(args.render))
         return 0
@@ -376,13 +364,19 @@ def main(argv: Sequence[str] | None = None) -> int:
                 continue
             rows.append(row)
             bar.console.print(f"{name}: done in {row.seconds:.0f}s")
-    argv_text = " ".join(sys.argv[1:] if argv is None else argv)
-    command = f"python -m jacobi_oracle.experiments.realtable {argv_text}".strip()
     if args.save is not None:
         save_rows(args.save, rows, args.grid, sampling, command, tokens)
     if rows:
         print(markdown(rows, args.grid, sampling, command))
     return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m jacobi_oracle.experiments.realtable ...` (the command older tables record) is
+    `jacobi-oracle realtable ...`."""
+    from jacobi_oracle.cli import main as cli_main
+
+    return cli_main(["realtable", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":
