@@ -19,6 +19,7 @@ answers through the spec Model contract (any model, no cache; for the toy models
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -377,6 +378,21 @@ def check_batch(conditions: list[int | None], randomness: list[Randomness]) -> N
 
 
 @dataclass(frozen=True)
+class VerifiedPass:
+    """What one speculative pass verified, for every sample ([B, W] at the window cells)."""
+
+    iteration: int
+    cells: torch.Tensor  # the window cells (>= L: padding)
+    valid: torch.Tensor  # cells in the grid
+    drafted: torch.Tensor  # cells that carried a draft (a prefix of the window)
+    drafts: torch.Tensor  # the draft tokens
+    draft_probs: torch.Tensor  # [B, W, V] the q each draft carried
+    target: torch.Tensor  # [B, W, V] p at the window cells
+    k: torch.Tensor  # [B] leading accepted drafts
+    committed: torch.Tensor  # the tokens after the pass: at window positions 0 .. k, the committed ones
+
+
+@dataclass(frozen=True)
 class AcceleratedWindowDecoder:
     """AR (window 1, keyed "sample") or SJD (window W, random drafts, exact verification)."""
 
@@ -394,7 +410,6 @@ class AcceleratedWindowDecoder:
     ) -> Decoded:
         return self.decode_batch(model, [condition], layout, sampling, [randomness])[0]
 
-    @torch.inference_mode()
     def decode_batch(
         self,
         model: Model,
@@ -404,6 +419,20 @@ class AcceleratedWindowDecoder:
         randomness: list[Randomness],
     ) -> list[Decoded]:
         """One image per (condition, randomness) pair, decoded together."""
+        return self.decode_batch_observed(model, conditions, layout, sampling, randomness, None)
+
+    @torch.inference_mode()
+    def decode_batch_observed(
+        self,
+        model: Model,
+        conditions: list[int | None],
+        layout: Layout,
+        sampling: Sampling,
+        randomness: list[Randomness],
+        observer: Callable[[VerifiedPass], None] | None,
+    ) -> list[Decoded]:
+        """`decode_batch`, handing `observer` what every speculative pass verified (window > 1,
+        exact verification: the statistical engine's verifier tests, oracle/statistical/counts.py)."""
         check_batch(conditions, randomness)
         problems = [Problem(model, c, layout, sampling) for c in conditions]
         backend, device = self._backend(model, problems)
@@ -429,7 +458,16 @@ class AcceleratedWindowDecoder:
             fill_drafts(state, drafted, u, self.parts.draft, layout.width)
             cond, uncond = backend.window_logits(state, drafted)
             target = target_probs(sampling, cond, uncond)
+            observed = observer is not None and self.parts.verify == "exact"
+            if observed:  # the drafts as verified, before the refresh overwrites them
+                drafts, draft_probs = state.tokens.gather(1, state.cells), _at_cells(state.draft_probs, state.cells)
             k = verify_and_refresh(state, target, valid, drafted, u, self.parts)
+            if observed:
+                assert observer is not None
+                after = state.tokens.gather(1, state.cells)
+                observer(
+                    VerifiedPass(state.iteration, state.cells, valid, drafted, drafts, draft_probs, target, k, after)
+                )
             n = valid.sum(dim=1)  # [B] window cells
             records.append(torch.stack([state.frontier, k, n, drafted.sum(dim=1)]))
             state.frontier += torch.minimum(k + 1, n)

@@ -19,16 +19,19 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
+from ...accelerated.jacobi import AcceleratedWindowDecoder, VerifiedPass
+from ...accelerated.prefix_cache import PrefixCachedDecoder, with_prefix_cache
 from ...reference.composed import ComposedStrategy
 from ...reference.keys import committed_keys, run_queries
-from ...reference.state import JacobiState, Window
+from ...reference.state import Draft, JacobiState, Window
 from ...reference.verifiers import FixedNoiseVerifier, NoVerifier, Verifier, WindowOutcome
 from ...spec.acceptance import RESIDUAL_MASS_FLOOR, compute_residual, compute_residual_mass
 from ...spec.errors import InvalidParameterError
 from ...spec.layout import Layout
-from ...spec.model import Problem
+from ...spec.model import Model, Problem
 from ...spec.randomness import EventKey, KeyedRandomness, Randomness
-from ...spec.strategy import BatchStrategy, SteppedDecoder, Strategy
+from ...spec.sampling import Sampling
+from ...spec.strategy import BatchStrategy, Decoded, SteppedDecoder, Strategy
 from ..exact import MemoModel, single_threaded
 
 FIXED_POINT = 1 << 24  # real-valued terms are summed as integers in units of 2^-24
@@ -240,10 +243,65 @@ def is_speculative(strategy: Strategy) -> bool:
 
 
 def instrumented(strategy: Strategy, record: VerifierRecord) -> Strategy:
-    """The strategy with its verifier recorded, when it has a speculative one (`is_speculative`)."""
+    """The strategy with its verifier recorded, when it has a speculative one (`is_speculative`).
+    A prefix-cached accelerated decoder runs a reference strategy: that one is recorded (and the
+    samples then decode one by one, each with its own noise in `record.aux`)."""
     if isinstance(strategy, ComposedStrategy) and is_speculative(strategy):
         return replace(strategy, verifier=RecordingVerifier(strategy.verifier, record))
+    if isinstance(strategy, PrefixCachedDecoder) and is_speculative(strategy.strategy):
+        return PrefixCachedRecording(instrumented(strategy.strategy, record), strategy.name)
     return strategy
+
+
+@dataclass(frozen=True)
+class PrefixCachedRecording:
+    """A prefix-cached decoder whose reference strategy is recorded (one sample per `decode`)."""
+
+    strategy: Strategy
+    name: str
+
+    def decode(
+        self, model: Model, condition: int | None, layout: Layout, sampling: Sampling, randomness: Randomness
+    ) -> Decoded:
+        return self.strategy.decode(with_prefix_cache(model), condition, layout, sampling, randomness)
+
+
+def observes_verification(strategy: Strategy) -> bool:
+    """An accelerated window decoder whose passes the verifier tests can read (`VerifiedPass`)."""
+    return isinstance(strategy, AcceleratedWindowDecoder) and strategy.parts.verify == "exact" and strategy.window > 1
+
+
+def pass_recorder(
+    record: VerifierRecord, noises: list[KeyedRandomness], num_cells: int
+) -> Callable[[VerifiedPass], None]:
+    """An observer of an accelerated decoder's passes that records each sample's window with
+    `record_window`, the one recorder of the reference path (what the reference verifier saw)."""
+
+    def observe(verified: VerifiedPass) -> None:
+        cells, valid, drafted = verified.cells.tolist(), verified.valid.tolist(), verified.drafted.tolist()
+        drafts, ks, after = verified.drafts.tolist(), verified.k.tolist(), verified.committed.tolist()
+        for b, noise in enumerate(noises):
+            n = sum(valid[b])
+            if n == 0:  # finished before this pass
+                continue
+            window_cells = tuple(cells[b][:n])
+            drafted_b = [w for w in range(n) if drafted[b][w]]
+            slots: list[Draft | None] = [None] * num_cells
+            for w in drafted_b:
+                slots[window_cells[w]] = Draft(drafts[b][w], verified.draft_probs[b, w])
+            state = JacobiState((None,) * num_cells, tuple(slots), verified.iteration)
+            k = ks[b]
+            outcome = WindowOutcome(
+                {window_cells[w]: after[b][w] for w in range(min(k + 1, n))},
+                tuple(window_cells[w] for w in drafted_b[: k + 1]),
+                tuple(window_cells[:k]),
+                (),
+            )
+            targets = {cell: verified.target[b, w] for w, cell in enumerate(window_cells)}
+            record.aux = noise
+            record_window(record, state, Window(window_cells), targets, outcome)
+
+    return observe
 
 
 # --- teacher forcing: one causal forward pass per sample ---
@@ -337,13 +395,20 @@ def decode_sample(strategy: Strategy, problem: Problem, randomness: Randomness) 
     return tuple(decoded.tokens)
 
 
-def decode_samples(strategy: Strategy, problem: Problem, noises: list[KeyedRandomness]) -> list[tuple[int, ...]]:
+def decode_samples(
+    strategy: Strategy, problem: Problem, noises: list[KeyedRandomness], record: VerifierRecord | None = None
+) -> list[tuple[int, ...]]:
     """One sample per noise: through `decode_batch` (one batched run) for a `BatchStrategy`,
-    else one `decode` each. The two give the same tokens (BatchStrategy's contract)."""
+    else one `decode` each. The two give the same tokens (BatchStrategy's contract). With
+    `record`, an accelerated window decoder's passes are recorded (`pass_recorder`)."""
     if isinstance(strategy, BatchStrategy):
         randomness: list[Randomness] = list(noises)
         conditions = [problem.condition] * len(noises)
-        decoded = strategy.decode_batch(problem.model, conditions, problem.layout, problem.sampling, randomness)
+        args = (problem.model, conditions, problem.layout, problem.sampling, randomness)
+        if record is not None and isinstance(strategy, AcceleratedWindowDecoder) and observes_verification(strategy):
+            decoded = strategy.decode_batch_observed(*args, pass_recorder(record, noises, problem.layout.num_cells))
+        else:
+            decoded = strategy.decode_batch(*args)
         return [tuple(d.tokens) for d in decoded]
     return [decode_sample(strategy, problem, noise) for noise in noises]
 
@@ -380,7 +445,7 @@ def count_samples(
             noises = [KeyedRandomness(seed, sample=index) for index in part]
             record.aux = noises[0]  # the verifier records of a one-by-one sample read its noise
             for done, (noise, tokens) in enumerate(
-                zip(noises, decode_samples(recorded, problem, noises), strict=True), start=start + 1
+                zip(noises, decode_samples(recorded, problem, noises, record), strict=True), start=start + 1
             ):
                 count_one(tables, problem, strategy, tokens, noise, calibration, cache)
                 if progress is not None:
