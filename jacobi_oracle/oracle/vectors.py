@@ -62,6 +62,18 @@ RUN_SEED = 2024
 # --- keyed randomness ---
 
 
+def event_fields(seed: int, sample: int, key: EventKey) -> dict[str, Any]:
+    """A vector case's event: seed and sample (as strings: 64-bit), the key and its hash."""
+    return {
+        "seed": str(seed),
+        "sample": str(sample),
+        "purpose": key.purpose,
+        "iteration": key.iteration,
+        "cell": key.cell,
+        "hash": str(keyed_hash(seed, sample, key)),
+    }
+
+
 def keyed_randomness_vectors() -> dict[str, Any]:
     """Hash chain inputs and outputs: splitmix64, purpose ids, 64-bit hashes, uniforms."""
     events = [("init", 0, 0), ("accept", 3, 7), ("residual", 1, 2), ("fresh", 0, 5), ("draw", 12, 0)]
@@ -70,16 +82,8 @@ def keyed_randomness_vectors() -> dict[str, Any]:
         for purpose, iteration, cell in events:
             key = EventKey(purpose, iteration, cell)
             cases.append(
-                {
-                    "seed": str(seed),
-                    "sample": str(sample),
-                    "purpose": purpose,
-                    "iteration": iteration,
-                    "cell": cell,
-                    "purpose_id": purpose_id(purpose),
-                    "hash": str(keyed_hash(seed, sample, key)),
-                    "uniform": keyed_uniform(seed, sample, key),
-                }
+                event_fields(seed, sample, key)
+                | {"purpose_id": purpose_id(purpose), "uniform": keyed_uniform(seed, sample, key)}
             )
     mixes = [{"input": str(x), "output": str(splitmix64(x))} for x in (0, 1, 0x9E3779B97F4A7C15, (1 << 64) - 1)]
     return {"format": "jacobi-oracle/keyed-randomness", "version": VERSION, "splitmix64": mixes, "cases": cases}
@@ -101,13 +105,8 @@ def gumbel_noise_vectors() -> dict[str, Any]:
             vector = noise.gumbel(key, GUMBEL_VOCAB)
             argmaxes = [noise.gumbel_argmax(torch.tensor(p, dtype=torch.float64), key) for p in laws]
             cases.append(
-                {
-                    "seed": str(seed),
-                    "sample": str(sample),
-                    "purpose": purpose,
-                    "iteration": iteration,
-                    "cell": cell,
-                    "hash": str(keyed_hash(seed, sample, key)),
+                event_fields(seed, sample, key)
+                | {
                     "gumbel_hex": vector.numpy().astype("<f8").tobytes().hex(),
                     "gumbel": vector.tolist(),
                     "argmax": argmaxes,
