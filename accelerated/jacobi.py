@@ -106,7 +106,10 @@ class CachedLlamaGen:
         inputs = inputs.repeat(reps, 1)
         if self.static is not None:
             logits = self.static(inputs, slots.repeat(reps, 1))
-            return (logits, None) if reps == 1 else tuple(logits.chunk(2))  # type: ignore[return-value]
+            if reps == 1:
+                return logits, None
+            cond, uncond = logits.chunk(2)
+            return cond, uncond
         # the slots only pick RoPE entries (and cache rows when not contiguous); one sample's
         # broadcast over its CFG rows
         slots = slots if contiguous and cells.shape[0] == 1 else slots.repeat(reps, 1)
@@ -458,16 +461,13 @@ class AcceleratedWindowDecoder:
             fill_drafts(state, drafted, u, self.parts.draft, layout.width)
             cond, uncond = backend.window_logits(state, drafted)
             target = target_probs(sampling, cond, uncond)
-            observed = observer is not None and self.parts.verify == "exact"
-            if observed:  # the drafts as verified, before the refresh overwrites them
+            watch = observer if self.parts.verify == "exact" else None  # only speculative passes are handed over
+            if watch is not None:  # the drafts as verified, before the refresh overwrites them
                 drafts, draft_probs = state.tokens.gather(1, state.cells), _at_cells(state.draft_probs, state.cells)
             k = verify_and_refresh(state, target, valid, drafted, u, self.parts)
-            if observed:
-                assert observer is not None
+            if watch is not None:
                 after = state.tokens.gather(1, state.cells)
-                observer(
-                    VerifiedPass(state.iteration, state.cells, valid, drafted, drafts, draft_probs, target, k, after)
-                )
+                watch(VerifiedPass(state.iteration, state.cells, valid, drafted, drafts, draft_probs, target, k, after))
             n = valid.sum(dim=1)  # [B] window cells
             records.append(torch.stack([state.frontier, k, n, drafted.sum(dim=1)]))
             state.frontier += torch.minimum(k + 1, n)

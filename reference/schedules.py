@@ -60,10 +60,6 @@ def active_rows(problem: Problem, state: JacobiState, lag: int) -> list[int]:
     return rows
 
 
-def _check_positive(name: str, value: int) -> None:
-    check_count(name, value)
-
-
 @dataclass(frozen=True)
 class ParallelRows:
     """PJD (spec/pjd.md): every active row gets a window of `window` cells from its first
@@ -75,8 +71,8 @@ class ParallelRows:
 
     def __post_init__(self) -> None:
         # Verify the context count and the window are positive
-        _check_positive("context (c)", self.context)
-        _check_positive("window", self.window)
+        check_count("context (c)", self.context)
+        check_count("window", self.window)
 
     def windows(self, problem: Problem, state: JacobiState) -> tuple[Window, ...]:
         width = problem.layout.width
@@ -98,7 +94,7 @@ class StaggeredRows:
 
     def __post_init__(self) -> None:
         # Verify the window is positive
-        _check_positive("window (w)", self.window)
+        check_count("window (w)", self.window)
 
     def windows(self, problem: Problem, state: JacobiState) -> tuple[Window, ...]:
         width = problem.layout.width

@@ -101,7 +101,6 @@ def build_strategy(args: argparse.Namespace) -> Strategy:
             "--accelerated decoders draw from keyed noise streams the exact engine cannot branch on; "
             "use --engine stat or pathwise"
         )
-    build_preset(args.strategy, **strategy_params(args))  # the same parameter checks as the reference
     return build_accelerated(args.strategy, **strategy_params(args))
 
 

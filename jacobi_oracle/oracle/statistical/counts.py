@@ -266,11 +266,6 @@ class PrefixCachedRecording:
         return self.strategy.decode(with_prefix_cache(model), condition, layout, sampling, randomness)
 
 
-def observes_verification(strategy: Strategy) -> bool:
-    """An accelerated window decoder whose passes the verifier tests can read (`VerifiedPass`)."""
-    return isinstance(strategy, AcceleratedWindowDecoder) and strategy.parts.verify == "exact" and strategy.window > 1
-
-
 def pass_recorder(
     record: VerifierRecord, noises: list[KeyedRandomness], num_cells: int
 ) -> Callable[[VerifiedPass], None]:
@@ -405,7 +400,9 @@ def decode_samples(
         randomness: list[Randomness] = list(noises)
         conditions = [problem.condition] * len(noises)
         args = (problem.model, conditions, problem.layout, problem.sampling, randomness)
-        if record is not None and isinstance(strategy, AcceleratedWindowDecoder) and observes_verification(strategy):
+        if record is not None and isinstance(
+            strategy, AcceleratedWindowDecoder
+        ):  # it hands over its speculative passes
             decoded = strategy.decode_batch_observed(*args, pass_recorder(record, noises, problem.layout.num_cells))
         else:
             decoded = strategy.decode_batch(*args)
@@ -440,8 +437,9 @@ def count_samples(
     batched = isinstance(recorded, BatchStrategy)  # decoded BATCH samples at a time; else one by one
     indices = list(seeds)
     with single_threaded():
-        for start in range(0, len(indices), BATCH if batched else 1):
-            part = indices[start : start + BATCH] if batched else indices[start : start + 1]
+        size = BATCH if batched else 1
+        for start in range(0, len(indices), size):
+            part = indices[start : start + size]
             noises = [KeyedRandomness(seed, sample=index) for index in part]
             record.aux = noises[0]  # the verifier records of a one-by-one sample read its noise
             for done, (noise, tokens) in enumerate(
