@@ -78,15 +78,19 @@ def keyed_gumbel_argmax(
 
 
 def inverse_cdf(probs: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
-    """[..., V] probs, [...] uniforms -> [...] tokens: spec.randomness.inverse_cdf per row."""
-    vocab = probs.shape[-1]
+    """[..., V] probs, [...] uniforms -> [...] tokens: spec.randomness.inverse_cdf per row, for rows
+    whose total is at least 2**-1021 (every law the accelerated decoders sample is
+    normalised: target, residual, uniform, a remembered target).
+
+    Then the spec's step-back never fires, so the search alone is the rule. With u <= 1 - 2**-53
+    and total in [2**e, 2**(e+1)), the exact u * total is below total by total * 2**-53, which
+    is at least half the float spacing there (2**(e-52)) and more than half unless total = 2**e,
+    where the spacing below total halves (for e > -1022) and total - 2**(e-53) is itself a float:
+    either way x = fl(u * total) < total = cumsum[-1], so the first t with cumsum[t] > x exists (t < V),
+    and probs[t] > 0 (cumsum[t] > x >= cumsum[t - 1]). At 2**-1022 and below the spacing stops
+    halving (subnormals) and x can round up to total: hence the precondition."""
     cumulative = torch.cumsum(probs, dim=-1)
-    t = torch.searchsorted(cumulative, (u * cumulative[..., -1])[..., None], right=True)[..., 0]
-    # Below V, the first t with cumsum[t] > u * sum has probs[t] > 0 (cumsum[t] > cumsum[t - 1]
-    # in floats too); only past the end (rounding) does the spec step back, to the last token
-    # with mass.
-    last_with_mass = ((probs > 0) * torch.arange(vocab, device=probs.device)).amax(dim=-1)
-    return torch.where(t < vocab, t, last_with_mass)
+    return torch.searchsorted(cumulative, (u * cumulative[..., -1])[..., None], right=True)[..., 0]
 
 
 def keyed_categorical(

@@ -138,6 +138,27 @@ def test_device_inverse_cdf_is_the_spec_rule_at_every_edge(masses: list[float], 
     assert fast == spec_inverse_cdf(probs, u) and float(probs[fast]) > 0.0
 
 
+@settings(max_examples=300, deadline=None)
+@given(
+    total=st.one_of(
+        st.floats(min_value=2.0**-1021, max_value=2.0**1000),
+        st.integers(-1021, 1000).map(lambda e: 2.0**e),  # powers of two: where the spacing halves
+    )
+)
+def test_the_top_uniform_times_a_normal_total_stays_below_it(total: float) -> None:
+    # the precondition of the device inverse_cdf's proof: the search never runs past the end
+    top = torch.tensor(1.0 - 2.0**-53, dtype=torch.float64)
+    assert float(top * torch.tensor(total, dtype=torch.float64)) < total
+
+
+def test_a_total_below_the_bound_is_outside_the_device_rule() -> None:
+    # negative control for the bound above: at the smallest normal total and below, the product
+    # of the top uniform rounds up to the total itself
+    top = torch.tensor(1.0 - 2.0**-53, dtype=torch.float64)
+    for total in (2.0**-1022, 2.0**-1070):
+        assert float(top * torch.tensor(total, dtype=torch.float64)) == total
+
+
 def test_a_decoder_drawing_on_other_keys_is_caught() -> None:
     # negative control: AR whose tokens come from the "fresh" events instead of "sample"
     broken = AcceleratedWindowDecoder("ar", 1, Parts(bonus_purpose="fresh"))
