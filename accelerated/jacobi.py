@@ -35,7 +35,7 @@ from jacobi_oracle.spec.errors import (
     check_reuse_threshold,
 )
 from jacobi_oracle.spec.layout import Layout
-from jacobi_oracle.spec.model import Model, Problem
+from jacobi_oracle.spec.model import CausalBatchModel, Model, Problem, causal_batch_model
 from jacobi_oracle.spec.randomness import CELL_NOISE_PURPOSE, Randomness, cell_noise_key, gumbel_max
 from jacobi_oracle.spec.sampling import Sampling
 from jacobi_oracle.spec.strategy import Decoded, IterationTrace
@@ -133,6 +133,32 @@ def _cfg_rows(rows: torch.Tensor, reps: int) -> torch.Tensor:
     """[B, ...] -> [reps * B, ...]: the rows once per CFG branch, [cond; uncond] (cat: `repeat`
     costs ~5 us a call on CPU, a tenth of a small model's sampling step)."""
     return rows if reps == 1 else torch.cat([rows] * reps)
+
+
+class CausalBatchBackend:
+    """A spec CausalBatchModel (spec/model.md, "Batched causal queries"; plain layouts): every
+    sample's cells before its window's last as keys (committed cells and the window's drafts:
+    a query at cell c reads cells < c only, so whatever later cells hold is never read), one
+    call for the samples still decoding; finished samples get zero logits, which nothing reads
+    (as QueryBackend's), and padded cells ask about the last cell."""
+
+    def __init__(self, model: CausalBatchModel, problems: list[Problem]):
+        self.model = model
+        self.num_cells = problems[0].layout.num_cells
+        self.classes = torch.tensor([model.num_classes if p.condition is None else p.condition for p in problems])
+        self.cfg = problems[0].sampling.uses_cfg
+
+    def window_logits(self, state: WindowState, drafted: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        live = (state.frontier < self.num_cells).nonzero()[:, 0]  # samples still decoding
+        queries = state.cells[live].clamp(max=self.num_cells - 1)
+        tokens = state.tokens[live, : state.keys]  # the keys every query may read (state.keys > max query)
+        shape = (*state.cells.shape, self.model.vocab_size)
+        out = []
+        for classes in (self.classes, torch.full_like(self.classes, self.model.num_classes))[: 1 + self.cfg]:
+            logits = torch.zeros(shape, dtype=torch.float64)
+            logits[live] = self.model.causal_logits(classes[live], tokens, queries)
+            out.append(logits)
+        return out[0], out[1] if self.cfg else None
 
 
 class QueryBackend:
@@ -510,6 +536,9 @@ class AcceleratedWindowDecoder:
             classes = torch.tensor([model.class_index(p.condition) for p in problems], device=device)
             cfg = problems[0].sampling.uses_cfg
             return CachedLlamaGen(model, classes, cfg, layout.num_cells, self.window, self.compiled), device
+        batched = causal_batch_model(model, layout)
+        if batched is not None:
+            return CausalBatchBackend(batched, problems), torch.device("cpu")
         return QueryBackend(problems), torch.device("cpu")
 
     @staticmethod

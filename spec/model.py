@@ -20,7 +20,7 @@ unconditional logits; that is one forward pass of a batch-doubled model.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import torch
 
@@ -65,6 +65,35 @@ def check_query_ranges(
     check_index_range("key token", key_tokens, model.vocab_size)
     check_index_range("key position", key_positions, model.num_positions)
     check_index_range("query position", query_positions, model.num_positions)
+
+
+class CausalBatchModel(Model, Protocol):
+    """A Model that also answers raster-causal queries for a whole batch of sequences in one call
+    (spec/model.md, "Batched causal queries"): for every b and query position t = queries[b, w]
+    (t <= N), causal_logits(...)[b, w] is logits(class b, tokens[b, :t], positions 0 .. t - 1,
+    [t], all visible), the AR conditional, up to floating-point rounding."""
+
+    @property
+    def answers_causal_batches(self) -> bool:
+        """Whether `causal_logits` is the rule above for this instance (a model whose queries
+        mean something else, e.g. LPD's position queries, says False)."""
+        ...
+
+    def causal_logits(self, classes: torch.Tensor, tokens: torch.Tensor, queries: torch.Tensor) -> torch.Tensor:
+        """[B] class rows (num_classes = the null class), [B, N] tokens at positions 0 .. N - 1,
+        [B, W] query positions -> [B, W, V] float64 logits."""
+        ...
+
+
+def causal_batch_model(model: Model, layout: Layout) -> CausalBatchModel | None:
+    """`model` as a CausalBatchModel for decoding `layout`, or None where the batched path would
+    not be the contract: a layout with end-of-row tokens (positions are not cells), or a model
+    without the capability. The capability must be the model's own (its class's): a ModelWrapper
+    delegates unknown attributes to the model it wraps, whose batched answers would bypass the
+    wrapper's `logits`."""
+    if layout.end_of_row_token is not None or not callable(getattr(type(model), "causal_logits", None)):
+        return None
+    return cast(CausalBatchModel, model) if getattr(model, "answers_causal_batches", False) else None
 
 
 class ModelWrapper:

@@ -67,6 +67,7 @@ class TinyTransformer(torch.nn.Module):
         self.logit_scale = logit_scale
         self.queries = queries
         self.accepts_query_keys = queries == "lpd"  # spec.position_query.PositionQueryModel
+        self.answers_causal_batches = queries == "causal"  # spec.model.CausalBatchModel
         gen = torch.Generator().manual_seed(seed)
 
         def param(*shape: int, scale: float) -> torch.nn.Parameter:
@@ -105,6 +106,23 @@ class TinyTransformer(torch.nn.Module):
         with torch.no_grad():
             answers = self.forward_slots(cls, *batch)  # [R, G, V]
         return answers[row, slot].to(torch.float64)
+
+    def causal_logits(self, classes: torch.Tensor, tokens: torch.Tensor, queries: torch.Tensor) -> torch.Tensor:
+        """spec.model.CausalBatchModel: one row per sequence, [class, tokens[b, 0 .. N - 1] at
+        positions 0 .. N - 1, one query slot per queries[b, w]]; keys read the class and the keys
+        at positions <= their own, a query slot the class, the keys before its position and
+        itself: for every query the keys and reads of its `compute_causal_rows` row (later keys
+        sit in the row unread), so the same answer up to rounding."""
+        b, n = tokens.shape
+        w = queries.shape[1]
+        keys = torch.arange(n)
+        attend = torch.zeros(b, 1 + n + w, 1 + n + w, dtype=torch.bool)
+        attend[:, :, 0] = True
+        attend[:, 1 : n + 1, 1 : n + 1] = keys[:, None] >= keys[None, :]
+        attend[:, n + 1 :, 1 : n + 1] = keys[None, None, :] < queries[:, :, None]
+        attend[:, n + 1 :, n + 1 :] = torch.eye(w, dtype=torch.bool)
+        with torch.no_grad():
+            return self.forward_slots(classes, tokens, keys.expand(b, n), queries, attend).to(torch.float64)
 
     def forward_slots(
         self,

@@ -20,7 +20,6 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from ..reference.ar import AutoRegressive
 from ..spec.errors import InvalidParameterError
 from ..spec.model import Problem
 from ..spec.strategy import Strategy
@@ -31,6 +30,7 @@ from .statistical.check import (
     compute_exact_marginals,
     is_enumerable,
     judge,
+    reference_sampler,
 )
 from .statistical.counts import CountTables, count_samples
 from .statistical.power import check_budget
@@ -143,7 +143,7 @@ def distributed_check(
 
     tables = sharded_counts(strategy, problem, budget, seed, shard, progress=report(0))
     if two_sample:
-        ar = AutoRegressive()
+        ar = reference_sampler(problem)
         reference = sharded_counts(ar, problem, budget, seed, shard, REFERENCE_OFFSET, False, report(mine // 2))
         law = ReferenceLaw(None, None, reference)
     else:

@@ -26,8 +26,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from ...accelerated.jacobi import accelerated_ar
 from ...reference.ar import AutoRegressive
-from ...spec.model import Problem
+from ...spec.model import Problem, causal_batch_model
 from ...spec.strategy import Strategy
 from ..exact import exact_ar_law
 from .counts import (
@@ -98,13 +99,21 @@ def compute_exact_marginals(problem: Problem, tables: CountTables) -> ReferenceL
     return ReferenceLaw(position, pairs, None, sequences)
 
 
+def reference_sampler(problem: Problem) -> Strategy:
+    """The AR sampler of the two-sample reference: the reference AutoRegressive, or, where the
+    model answers batched causal queries (spec/model.md), its accelerated twin, which draws the
+    same tokens on the same keyed noise (tests/test_accelerated_equivalence.py), a batch per call."""
+    return accelerated_ar() if causal_batch_model(problem.model, problem.layout) is not None else AutoRegressive()
+
+
 def reference_law(
     problem: Problem, tables: CountTables, budget: int, seed: int, progress: Callable[[int], None] | None
 ) -> ReferenceLaw:
     if is_enumerable(problem):
         return compute_exact_marginals(problem, tables)
     indices = range(REFERENCE_OFFSET, REFERENCE_OFFSET + budget)
-    return ReferenceLaw(None, None, count_samples(AutoRegressive(), problem, indices, seed, False, progress))
+    reference = count_samples(reference_sampler(problem), problem, indices, seed, False, progress)
+    return ReferenceLaw(None, None, reference)
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,6 @@ to a multiple of 2^-24 before it is added, so they are integers too.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
@@ -28,7 +27,7 @@ from ...reference.verifiers import FixedNoiseVerifier, NoVerifier, Verifier, Win
 from ...spec.acceptance import RESIDUAL_MASS_FLOOR, compute_residual, compute_residual_mass
 from ...spec.errors import InvalidParameterError
 from ...spec.layout import Layout
-from ...spec.model import Model, Problem
+from ...spec.model import Model, Problem, causal_batch_model
 from ...spec.randomness import EventKey, KeyedRandomness, Randomness
 from ...spec.sampling import Sampling
 from ...spec.strategy import BatchStrategy, Decoded, SteppedDecoder, Strategy
@@ -311,6 +310,27 @@ def teacher_forced_probs(problem: Problem, tokens: tuple[int, ...]) -> torch.Ten
     return run_queries(problem, keys, cells, visible)
 
 
+def teacher_forced_probs_batch(problem: Problem, samples: list[tuple[int, ...]]) -> torch.Tensor | None:
+    """[B, L, V] `teacher_forced_probs` of many samples in one call of a model with batched causal
+    queries (spec/model.md; the same conditionals up to rounding), or None without that path."""
+    model = causal_batch_model(problem.model, problem.layout)
+    if model is None or not samples:
+        return None
+    b, cells = len(samples), problem.layout.num_cells
+    tokens = torch.tensor(samples, dtype=torch.long).reshape(b, cells)
+    queries = torch.arange(cells).expand(b, cells)
+    null = model.num_classes
+    classes = torch.full((b,), null if problem.condition is None else problem.condition)
+    cond = model.causal_logits(classes, tokens, queries).flatten(0, 1)
+    uncond = (
+        model.causal_logits(torch.full((b,), null), tokens, queries).flatten(0, 1)
+        if problem.sampling.uses_cfg
+        else None
+    )
+    probs = problem.sampling.target_probs(cond, uncond)
+    return probs.view(b, cells, -1)
+
+
 @dataclass(frozen=True)
 class Calibration:
     """What teacher forcing says about one finished sample, per cell t: F_t(x_t - 1), p_t(x_t),
@@ -322,20 +342,30 @@ class Calibration:
     variance: tuple[int, ...]
 
 
-def compute_calibration(problem: Problem, tokens: tuple[int, ...]) -> Calibration:
-    probs = teacher_forced_probs(problem, tokens)
+def compute_calibration(problem: Problem, tokens: tuple[int, ...], probs: torch.Tensor | None = None) -> Calibration:
+    """The calibration of one finished sample from its [L, V] teacher-forced probs (computed
+    here when not given)."""
+    probs = teacher_forced_probs(problem, tokens) if probs is None else probs
+    return compute_calibrations(probs[None], [tokens])[0]
+
+
+def compute_calibrations(probs: torch.Tensor, samples: list[tuple[int, ...]]) -> list[Calibration]:
+    """[B, L, V] teacher-forced probs of B finished samples -> their calibrations (tensor ops
+    over the batch): F_t(x_t - 1), p_t(x_t), -log p_t(x_t) - H_t and Var_t of -log p_t(X)."""
+    tokens = torch.tensor(samples, dtype=torch.long).reshape(probs.shape[:2])  # [B, L]
+    live = probs > 0
     log_probs = torch.log(probs)
-    plogp = torch.where(probs > 0, probs * log_probs, torch.zeros_like(probs))
-    entropy = -plogp.sum(dim=1)  # H_t
-    second = torch.where(probs > 0, probs * log_probs**2, torch.zeros_like(probs)).sum(dim=1)
-    variance = torch.clamp(second - entropy**2, min=0.0)  # Var_t of -log p(x_t)
-    below, p_token, surprise = [], [], []
-    for cell, token in enumerate(tokens):
-        p = float(probs[cell, token])
-        below.append(float(probs[cell, :token].sum()) if token else 0.0)
-        p_token.append(p)
-        surprise.append(to_fixed(-math.log(p) - float(entropy[cell])) if p > 0.0 else None)
-    return Calibration(tuple(below), tuple(p_token), tuple(surprise), tuple(to_fixed(float(v)) for v in variance))
+    entropy = -torch.where(live, probs * log_probs, 0.0).sum(dim=-1)  # H_t: [B, L]
+    second = torch.where(live, probs * log_probs**2, 0.0).sum(dim=-1)
+    variance = torch.clamp(second - entropy**2, min=0.0).tolist()
+    p_token = probs.gather(-1, tokens[..., None])[..., 0]
+    below = torch.where(torch.arange(probs.shape[-1]) < tokens[..., None], probs, 0.0).sum(dim=-1).tolist()
+    surprise = (-torch.log(p_token) - entropy).tolist()
+    out = []
+    for b, p_row in enumerate(p_token.tolist()):
+        fixed = tuple(to_fixed(s) if p > 0.0 else None for p, s in zip(p_row, surprise[b], strict=True))
+        out.append(Calibration(tuple(below[b]), tuple(p_row), fixed, tuple(to_fixed(v) for v in variance[b])))
+    return out
 
 
 def record_calibration(
@@ -344,10 +374,12 @@ def record_calibration(
     tokens: tuple[int, ...],
     aux: KeyedRandomness,
     cache: dict[tuple[int, ...], Calibration] | None = None,
+    known: Calibration | None = None,
 ) -> None:
     """Teacher-forced PIT and surprise of one sample. `cache` (sequence -> Calibration) saves
-    the forward pass for sequences seen before: only worth it when there are few of them."""
-    calibration = cache.get(tokens) if cache is not None else None
+    the forward pass for sequences seen before: only worth it when there are few of them.
+    `known`: its calibration, when a batched call computed it."""
+    calibration = known if known is not None else cache.get(tokens) if cache is not None else None
     if calibration is None:
         calibration = compute_calibration(problem, tokens)
         if cache is not None:
@@ -442,31 +474,38 @@ def count_samples(
             part = indices[start : start + size]
             noises = [KeyedRandomness(seed, sample=index) for index in part]
             record.aux = noises[0]  # the verifier records of a one-by-one sample read its noise
-            for done, (noise, tokens) in enumerate(
-                zip(noises, decode_samples(recorded, problem, noises, record), strict=True), start=start + 1
-            ):
-                count_one(tables, problem, strategy, tokens, noise, calibration, cache)
+            samples = decode_samples(recorded, problem, noises, record)
+            check_lengths(strategy, problem, samples)
+            probs = teacher_forced_probs_batch(problem, samples) if calibration and cache is None else None
+            known = None if probs is None else compute_calibrations(probs, samples)
+            for i, (noise, tokens) in enumerate(zip(noises, samples, strict=True)):
+                count_one(tables, problem, tokens, noise, calibration, cache, None if known is None else known[i])
                 if progress is not None:
-                    progress(done)
+                    progress(start + i + 1)
     return tables
+
+
+def check_lengths(strategy: Strategy, problem: Problem, samples: list[tuple[int, ...]]) -> None:
+    """Verify every decoded sample has one token per cell."""
+    for tokens in samples:
+        if len(tokens) != problem.layout.num_cells:
+            raise InvalidParameterError(
+                f"{getattr(strategy, 'name', strategy)!r} returned {len(tokens)} tokens "
+                f"for {problem.layout.num_cells} cells"
+            )
 
 
 def count_one(
     tables: CountTables,
     problem: Problem,
-    strategy: Strategy,
     tokens: tuple[int, ...],
     noise: KeyedRandomness,
     calibration: bool,
     cache: dict[tuple[int, ...], Calibration] | None,
+    known: Calibration | None = None,
 ) -> None:
-    """Count one decoded sample (its token tables and, with `calibration`, its teacher-forced
-    PIT and surprise)."""
-    if len(tokens) != problem.layout.num_cells:
-        raise InvalidParameterError(
-            f"{getattr(strategy, 'name', strategy)!r} returned {len(tokens)} tokens "
-            f"for {problem.layout.num_cells} cells"
-        )
+    """Count one decoded sample of the right length (its token tables and, with `calibration`,
+    its teacher-forced PIT and surprise; `known`: its calibration, if computed)."""
     record_tokens(tables, problem, tokens)
     if calibration:
-        record_calibration(tables, problem, tokens, noise, cache)
+        record_calibration(tables, problem, tokens, noise, cache, known)

@@ -17,10 +17,12 @@ from typing import Any
 
 from ...spec.errors import check_count
 from ...spec.model import Problem
-from ...spec.strategy import Strategy
-from .counts import Calibration, CountTables, count_samples, is_enumerable, memoised
+from ...spec.strategy import BatchStrategy, Strategy
+from .counts import BATCH, Calibration, CountTables, count_samples, is_enumerable, memoised
 
 CHUNK = 200  # samples per task: small enough to report progress and to keep workers balanced
+# a BatchStrategy decodes a whole task in one batched run, so its tasks are one batch each
+# (2000 samples: sjd on transformer-16 decodes 1,341 samples/s in batches of 200, 1,776 in 2000)
 
 
 @dataclass(frozen=True)
@@ -87,7 +89,8 @@ class Sampler:
         tables then hold a prefix of `indices` (chunks arrive in order)."""
         tables = CountTables.empty(self.job.problem)
         done = 0
-        for part in self._counted(chunks(indices)):
+        size = BATCH if isinstance(self.job.strategy, BatchStrategy) else CHUNK
+        for part in self._counted(chunks(indices, size)):
             tables = tables + part
             done += part.num_samples
             if progress is not None:

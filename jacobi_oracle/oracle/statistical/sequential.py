@@ -14,11 +14,18 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 
-from ...reference.ar import AutoRegressive
 from ...spec.errors import InvalidParameterError
 from ...spec.model import Problem
 from ...spec.strategy import Strategy
-from .check import REFERENCE_OFFSET, Look, ReferenceLaw, StatisticalVerdict, compute_exact_marginals, judge
+from .check import (
+    REFERENCE_OFFSET,
+    Look,
+    ReferenceLaw,
+    StatisticalVerdict,
+    compute_exact_marginals,
+    judge,
+    reference_sampler,
+)
 from .counts import CountTables, is_enumerable
 from .power import check_budget
 from .sampler import Sampler
@@ -88,7 +95,7 @@ def sequential_check(
     name = getattr(strategy, "name", type(strategy).__name__)
     with (
         Sampler(strategy, problem, seed, True, workers) as decoder,
-        Sampler(AutoRegressive(), problem, seed, False, workers if not enumerable else 1) as ar,
+        Sampler(reference_sampler(problem), problem, seed, False, workers if not enumerable else 1) as ar,
     ):
         for look, planned in enumerate(compute_look_sizes(cap, first, growth), start=1):
             target = fit_to_time(planned, tables.num_samples, started, seconds)

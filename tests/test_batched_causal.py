@@ -1,0 +1,106 @@
+"""Batched causal queries (spec/model.md): one call answers every raster-causal query of a batch,
+and the decoders and the statistical engine that take the path get the per-query conditionals."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from jacobi_oracle.accelerated import build_accelerated
+from jacobi_oracle.accelerated.jacobi import AcceleratedWindowDecoder, CausalBatchBackend
+from jacobi_oracle.models.registry import build_model
+from jacobi_oracle.models.transformer import TinyTransformer
+from jacobi_oracle.oracle.exact import MemoModel
+from jacobi_oracle.oracle.statistical.check import reference_sampler
+from jacobi_oracle.oracle.statistical.counts import teacher_forced_probs, teacher_forced_probs_batch
+from jacobi_oracle.reference.ar import AutoRegressive
+from jacobi_oracle.reference.presets import build_preset
+from jacobi_oracle.spec.layout import Layout
+from jacobi_oracle.spec.model import Problem, causal_batch_model
+from jacobi_oracle.spec.randomness import KeyedRandomness, Randomness
+from jacobi_oracle.spec.sampling import Sampling
+
+MODEL = TinyTransformer(vocab_size=8, num_positions=16, num_classes=2, seed=3)
+TOLERANCE = 1e-12  # float64 logits of size ~3: a differently shaped computation rounds at ~1e-15
+
+
+def per_query_logits(model: TinyTransformer, class_row: int, tokens: torch.Tensor, t: int) -> torch.Tensor:
+    """The spec contract's AR conditional at position t: keys tokens[:t] at 0 .. t - 1, all visible."""
+    condition = None if class_row == model.num_classes else class_row
+    visible = torch.ones(1, t, dtype=torch.bool)
+    return model.logits(condition, tokens[:t], torch.arange(t), torch.tensor([t]), visible)[0]
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    seed=st.integers(0, 2**31),
+    batch=st.integers(1, 4),
+    keys=st.integers(0, 16),
+    queries=st.integers(1, 5),
+)
+def test_batched_causal_queries_are_the_per_query_conditionals(seed: int, batch: int, keys: int, queries: int) -> None:
+    gen = torch.Generator().manual_seed(seed)
+    tokens = torch.randint(0, MODEL.vocab_size, (batch, keys), generator=gen)
+    positions = torch.randint(0, min(keys, MODEL.num_positions - 1) + 1, (batch, queries), generator=gen)
+    classes = torch.randint(0, MODEL.num_classes + 1, (batch,), generator=gen)  # the null class included
+    out = MODEL.causal_logits(classes, tokens, positions)
+    assert out.shape == (batch, queries, MODEL.vocab_size) and out.dtype == torch.float64
+    for b in range(batch):
+        for w in range(queries):
+            expected = per_query_logits(MODEL, int(classes[b]), tokens[b], int(positions[b, w]))
+            torch.testing.assert_close(out[b, w], expected, rtol=0.0, atol=TOLERANCE)
+
+
+def test_a_query_reading_its_own_position_is_caught() -> None:
+    # negative control for the comparison above: the conditional one key later differs far beyond
+    # the tolerance (a mask letting a query read the key at its own position would be caught)
+    tokens = torch.tensor([[1, 5, 2, 7, 0, 3]])
+    out = MODEL.causal_logits(torch.tensor([0]), tokens, torch.tensor([[3]]))
+    shifted = per_query_logits(MODEL, 0, tokens[0], 4)
+    assert float((out[0, 0] - shifted).abs().max()) > 1e3 * TOLERANCE
+
+
+def test_only_the_models_own_capability_opens_the_batched_path() -> None:
+    plain = Layout(4, 4)
+    assert causal_batch_model(MODEL, plain) is MODEL
+    assert causal_batch_model(MODEL, Layout(3, 4, end_of_row_token=0)) is None  # positions are not cells
+    lpd = TinyTransformer(vocab_size=8, num_positions=16, queries="lpd")
+    assert causal_batch_model(lpd, plain) is None  # its queries are position queries
+    # a wrapper delegates attributes to its model, but its own logits are what decoders must use
+    assert causal_batch_model(MemoModel(MODEL), plain) is None
+    assert causal_batch_model(build_model("hash").model, Layout(2, 3)) is None
+
+
+@pytest.mark.parametrize("sampling", [Sampling(), Sampling(temperature=0.7, top_k=5, cfg_scale=2.0)])
+def test_batched_teacher_forcing_is_the_per_sample_teacher_forcing(sampling: Sampling) -> None:
+    problem = Problem(MODEL, 1, Layout(4, 4), sampling)
+    gen = torch.Generator().manual_seed(0)
+    samples = [tuple(torch.randint(0, 8, (16,), generator=gen).tolist()) for _ in range(5)]
+    batched = teacher_forced_probs_batch(problem, samples)
+    assert batched is not None
+    for b, tokens in enumerate(samples):
+        torch.testing.assert_close(batched[b], teacher_forced_probs(problem, tokens), rtol=0.0, atol=TOLERANCE)
+    unbatchable = Problem(build_model("hash").model, None, Layout(2, 3), Sampling())
+    assert teacher_forced_probs_batch(unbatchable, [(0,) * 6]) is None
+
+
+@pytest.mark.parametrize(("strategy", "window"), [("ar", 1), ("sjd", 4)])
+def test_the_twins_on_the_batched_path_draw_the_reference_tokens(strategy: str, window: int) -> None:
+    # what lets the two-sample reference be drawn by accelerated AR: 300 samples, token for token
+    # (equal unless a uniform lands within ~1e-15 of a CDF boundary: probability ~1e-11 here)
+    case = build_model("transformer-16")
+    params = {} if strategy == "ar" else {"window": window}
+    accelerated, reference = build_accelerated(strategy, **params), build_preset(strategy, **params)
+    assert isinstance(accelerated, AcceleratedWindowDecoder)
+    backend, _ = accelerated._backend(case.model, [Problem(case.model, 1, case.layout, Sampling())])
+    assert isinstance(backend, CausalBatchBackend)
+    noise: list[Randomness] = [KeyedRandomness(11, i) for i in range(300)]
+    fast = accelerated.decode_batch(case.model, [case.condition] * 300, case.layout, Sampling(), noise)
+    for r, f in zip(noise, fast, strict=True):
+        assert f.tokens == reference.decode(case.model, case.condition, case.layout, Sampling(), r).tokens
+    problem = Problem(case.model, case.condition, case.layout, Sampling())
+    assert reference_sampler(problem).name == "ar" and not isinstance(reference_sampler(problem), AutoRegressive)
+    hash_problem = Problem(build_model("hash").model, None, Layout(2, 3), Sampling())
+    assert isinstance(reference_sampler(hash_problem), AutoRegressive)  # no batched path: the reference AR
