@@ -136,29 +136,35 @@ def _cfg_rows(rows: torch.Tensor, reps: int) -> torch.Tensor:
 
 
 class CausalBatchBackend:
-    """A spec CausalBatchModel (spec/model.md, "Batched causal queries"; plain layouts): every
-    sample's cells before its window's last as keys (committed cells and the window's drafts:
-    a query at cell c reads cells < c only, so whatever later cells hold is never read), one
-    call for the samples still decoding; finished samples get zero logits, which nothing reads
-    (as QueryBackend's), and padded cells ask about the last cell."""
+    """A spec CausalBatchModel (spec/model.md, "Batched causal queries"; plain layouts), one call
+    per class column for the whole batch, over a cache of the committed prefix: a query at cell
+    c reads cells < c only, so the keys are the committed cells and the window's drafts.
+
+    Which cached cells are still good (spec/model.md's rule: cache the committed prefix only):
+    the last call computed every cell below its queries, from the tokens of that pass; since
+    then the frontier f moved past the accepted drafts (the tokens of that pass) and one
+    correction or bonus at f - 1 (a token the pass did not see). So cells < min(f - 1, the last
+    call's highest query) hold keys of their committed tokens, and the call recomputes from
+    there. Padded cells ask about the last cell, finished samples too; nothing reads them."""
 
     def __init__(self, model: CausalBatchModel, problems: list[Problem]):
         self.model = model
         self.num_cells = problems[0].layout.num_cells
         self.classes = torch.tensor([model.num_classes if p.condition is None else p.condition for p in problems])
-        self.cfg = problems[0].sampling.uses_cfg
+        self.columns = [self.classes]  # with CFG, then the null class (its own cache)
+        if problems[0].sampling.uses_cfg:
+            self.columns.append(torch.full_like(self.classes, model.num_classes))
+        self.caches: list[dict[str, torch.Tensor]] = [{} for _ in self.columns]
+        self.computed = torch.zeros(len(problems), dtype=torch.long)  # cells < this computed last call
 
     def window_logits(self, state: WindowState, drafted: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        live = (state.frontier < self.num_cells).nonzero()[:, 0]  # samples still decoding
-        queries = state.cells[live].clamp(max=self.num_cells - 1)
-        tokens = state.tokens[live, : state.keys]  # the keys every query may read (state.keys > max query)
-        shape = (*state.cells.shape, self.model.vocab_size)
-        out = []
-        for classes in (self.classes, torch.full_like(self.classes, self.model.num_classes))[: 1 + self.cfg]:
-            logits = torch.zeros(shape, dtype=torch.float64)
-            logits[live] = self.model.causal_logits(classes[live], tokens, queries)
-            out.append(logits)
-        return out[0], out[1] if self.cfg else None
+        queries = state.cells.clamp(max=self.num_cells - 1)
+        start = torch.minimum(state.frontier - 1, self.computed).clamp(min=0)
+        tokens = state.tokens[:, : self.num_cells]
+        columns = zip(self.columns, self.caches, strict=True)
+        out = [self.model.causal_logits(c, tokens, queries, cache, start) for c, cache in columns]
+        self.computed = queries.max(dim=1).values
+        return out[0], out[1] if len(out) > 1 else None
 
 
 class QueryBackend:

@@ -79,9 +79,19 @@ class CausalBatchModel(Model, Protocol):
         mean something else, e.g. LPD's position queries, says False)."""
         ...
 
-    def causal_logits(self, classes: torch.Tensor, tokens: torch.Tensor, queries: torch.Tensor) -> torch.Tensor:
+    def causal_logits(
+        self,
+        classes: torch.Tensor,
+        tokens: torch.Tensor,
+        queries: torch.Tensor,
+        cache: dict[str, torch.Tensor] | None = None,
+        start: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """[B] class rows (num_classes = the null class), [B, N] tokens at positions 0 .. N - 1,
-        [B, W] query positions -> [B, W, V] float64 logits."""
+        [B, W] query positions -> [B, W, V] float64 logits. With a `cache` (a dict the model
+        fills, one per class column of a decode) the caller vouches that the tokens at cells
+        < start[b] are those of the earlier calls with that cache, so the model may reuse what
+        it computed for them; a model may ignore the cache (and compute everything)."""
         ...
 
 

@@ -3,6 +3,7 @@ and the decoders and the statistical engine that take the path get the per-query
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings
@@ -14,7 +15,7 @@ from jacobi_oracle.models.registry import build_model
 from jacobi_oracle.models.transformer import TinyTransformer
 from jacobi_oracle.oracle.exact import MemoModel
 from jacobi_oracle.oracle.statistical.check import reference_sampler
-from jacobi_oracle.oracle.statistical.counts import teacher_forced_probs, teacher_forced_probs_batch
+from jacobi_oracle.oracle.statistical.counts import count_samples, teacher_forced_probs, teacher_forced_probs_batch
 from jacobi_oracle.reference.ar import AutoRegressive
 from jacobi_oracle.reference.presets import build_preset
 from jacobi_oracle.spec.layout import Layout
@@ -104,3 +105,50 @@ def test_the_twins_on_the_batched_path_draw_the_reference_tokens(strategy: str, 
     assert reference_sampler(problem).name == "ar" and not isinstance(reference_sampler(problem), AutoRegressive)
     hash_problem = Problem(build_model("hash").model, None, Layout(2, 3), Sampling())
     assert isinstance(reference_sampler(hash_problem), AutoRegressive)  # no batched path: the reference AR
+
+
+def decode_like_calls(model: TinyTransformer, trusted_extra: int) -> float:
+    """The largest logit difference between the cached and the uncached path over a decode-like
+    run of calls: windows of 3 drafts, a random number accepted, the next cell corrected; start
+    = min(f - 1, the last call's highest query) + `trusted_extra` (0: the backend's rule)."""
+    gen = torch.Generator().manual_seed(5)
+    b, grid, w = 6, model.num_positions, 3
+    tokens = torch.randint(0, model.vocab_size, (b, grid), generator=gen)
+    frontier = torch.zeros(b, dtype=torch.long)
+    computed = torch.zeros(b, dtype=torch.long)
+    classes = torch.tensor([0, 1, 2, 0, 1, 2])
+    cache: dict[str, torch.Tensor] = {}
+    worst = 0.0
+    while bool((frontier < grid).any()):
+        queries = (frontier[:, None] + torch.arange(w)).clamp(max=grid - 1)
+        tokens.scatter_(1, queries, torch.randint(0, model.vocab_size, queries.shape, generator=gen))  # new drafts
+        start = (torch.minimum(frontier - 1, computed).clamp(min=0) + trusted_extra).clamp(max=grid)
+        cached = model.causal_logits(classes, tokens, queries, cache, start)
+        worst = max(worst, float((cached - model.causal_logits(classes, tokens, queries)).abs().max()))
+        computed = queries.max(dim=1).values
+        frontier = (frontier + torch.randint(1, w + 1, (b,), generator=gen)).clamp(max=grid)
+        corrected = (frontier - 1).clamp(min=0)[:, None]  # the pass's correction: a token it did not see
+        tokens.scatter_(1, corrected, torch.randint(0, model.vocab_size, (b, 1), generator=gen))
+    return worst
+
+
+def test_the_cached_path_answers_as_the_uncached_one_over_a_decode() -> None:
+    assert decode_like_calls(MODEL, 0) < TOLERANCE
+
+
+def test_a_cache_trusting_the_corrected_cell_is_caught() -> None:
+    # negative control: one cell more trusted than the rule allows reads a key of a replaced token
+    assert decode_like_calls(MODEL, 1) > 1e3 * TOLERANCE
+
+
+def test_the_batched_statistics_are_the_one_by_one_statistics() -> None:
+    # transformer-16 is not enumerable: the twin decodes, teacher-forces and hashes its PIT
+    # uniforms a batch at a time, the reference sjd one sample at a time; the tables agree bit for
+    # bit (the verifier's own included), up to a fixed-point rounding boundary (~1e-9 per term)
+    case = build_model("transformer-16")
+    problem = Problem(case.model, case.condition, case.layout, Sampling())
+    reference = count_samples(build_preset("sjd", window=3), problem, range(300), seed=9)
+    batched = count_samples(build_accelerated("sjd", window=3), problem, range(300), seed=9)
+    for table, array in reference.arrays().items():
+        assert np.array_equal(array, getattr(batched, table)), table
+    assert reference.pit.sum() == 300 * 16 and reference.draft_pit.sum() > 0

@@ -101,28 +101,81 @@ class TinyTransformer(torch.nn.Module):
         if query_positions.numel() == 0:
             return torch.zeros(0, self.vocab_size, dtype=torch.float64)
         compute_rows = compute_causal_rows if self.queries == "causal" else compute_lpd_rows
-        *batch, row, slot = compute_rows(key_tokens, key_positions, query_positions, visible)
-        cls = torch.full((batch[0].shape[0],), self.num_classes if condition is None else condition)
+        tokens, positions, queries, attend, row, slot = compute_rows(
+            key_tokens, key_positions, query_positions, visible
+        )
+        cls = torch.full((tokens.shape[0],), self.num_classes if condition is None else condition)
         with torch.no_grad():
-            answers = self.forward_slots(cls, *batch)  # [R, G, V]
+            answers = self.forward_slots(cls, tokens, positions, queries, attend)  # [R, G, V]
         return answers[row, slot].to(torch.float64)
 
-    def causal_logits(self, classes: torch.Tensor, tokens: torch.Tensor, queries: torch.Tensor) -> torch.Tensor:
+    def causal_logits(
+        self,
+        classes: torch.Tensor,
+        tokens: torch.Tensor,
+        queries: torch.Tensor,
+        cache: dict[str, torch.Tensor] | None = None,
+        start: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """spec.model.CausalBatchModel: one row per sequence, [class, tokens[b, 0 .. N - 1] at
         positions 0 .. N - 1, one query slot per queries[b, w]]; keys read the class and the keys
         at positions <= their own, a query slot the class, the keys before its position and
         itself: for every query the keys and reads of its `compute_causal_rows` row (later keys
-        sit in the row unread), so the same answer up to rounding."""
-        b, n = tokens.shape
-        w = queries.shape[1]
-        keys = torch.arange(n)
-        attend = torch.zeros(b, 1 + n + w, 1 + n + w, dtype=torch.bool)
-        attend[:, :, 0] = True
-        attend[:, 1 : n + 1, 1 : n + 1] = keys[:, None] >= keys[None, :]
-        attend[:, n + 1 :, 1 : n + 1] = keys[None, None, :] < queries[:, :, None]
-        attend[:, n + 1 :, n + 1 :] = torch.eye(w, dtype=torch.bool)
+        sit in the row unread), so the same answer up to rounding.
+
+        With a `cache` (a dict this model fills), only the keys at cells start[b] .. max query - 1
+        are computed; those before are read from what earlier calls with this cache stored
+        (each layer's key / value per cell), which the caller vouches were computed from the
+        same tokens as now (the committed prefix rule of spec/model.md)."""
+        if cache is None or start is None:
+            b, n = tokens.shape
+            keys = torch.arange(n)
+            attend = torch.zeros(b, 1 + n + queries.shape[1], 1 + n + queries.shape[1], dtype=torch.bool)
+            attend[:, :, 0] = True
+            attend[:, 1 : n + 1, 1 : n + 1] = keys[:, None] >= keys[None, :]
+            attend[:, n + 1 :, 1 : n + 1] = keys[None, None, :] < queries[:, :, None]
+            attend[:, n + 1 :, n + 1 :] = torch.eye(queries.shape[1], dtype=torch.bool)
+            with torch.no_grad():
+                return self.forward_slots(classes, tokens, keys.expand(b, n), queries, attend).to(torch.float64)
+        return self._cached_causal_logits(classes, tokens, queries, cache, start)
+
+    def _cached_causal_logits(
+        self,
+        classes: torch.Tensor,
+        tokens: torch.Tensor,
+        queries: torch.Tensor,
+        cache: dict[str, torch.Tensor],
+        start: torch.Tensor,
+    ) -> torch.Tensor:
+        """`causal_logits` over a cache of one key / value per cell and layer: the row is
+        [class, keys at cells start[b] + j (j < J), queries]. Its slots write their keys /
+        values first (a key at its cell, cells past the grid at one scratch slot, the class and
+        the queries after it), then read the cache: a key at cell c the cells <= c (the cached
+        ones below start[b], this call's from there), a query at t the cells < t and itself."""
+        b, w, grid = tokens.shape[0], queries.shape[1], self.num_positions
+        dim = self.tok_emb.shape[1]
+        size = grid + 2 + w  # cells, scratch, class, queries
+        if "k" in cache and tuple(cache["k"].shape[1:4:2]) != (b, size):
+            raise InvalidParameterError(f"this cache serves batches of {cache['k'].shape[1]} with its query count")
+        if "k" not in cache:
+            shape = (len(self.qkv), b, self.heads, size, dim // self.heads)
+            cache["k"] = torch.zeros(shape, dtype=self.tok_emb.dtype)
+            cache["v"] = torch.zeros(shape, dtype=self.tok_emb.dtype)
+        need = int((queries.max(dim=1).values - start).clamp(min=0).max())  # J: new keys per row
+        cells = start[:, None] + torch.arange(need)  # [B, J]
+        new_tokens = tokens.gather(1, cells.clamp(max=tokens.shape[1] - 1))  # past a row's queries: unread
+        own = torch.arange(grid + 1, size).expand(b, w + 1)  # the class and the queries
+        slots = torch.cat([own[:, :1], torch.where(cells < grid, cells, grid), own[:, 1:]], dim=1)  # [B, S]
+        grid_cells = torch.arange(grid)
+        attend = torch.zeros(b, 1 + need + w, size, dtype=torch.bool)
+        attend[:, :, grid + 1] = True  # every slot reads the class
+        attend[:, 1 : need + 1, :grid] = grid_cells[None, None, :] <= cells[:, :, None]
+        attend[:, need + 1 :, :grid] = grid_cells[None, None, :] < queries[:, :, None]
+        attend[:, need + 1 :, grid + 2 :] = torch.eye(w, dtype=torch.bool)
+        layers = list(zip(cache["k"].unbind(0), cache["v"].unbind(0), strict=True))
         with torch.no_grad():
-            return self.forward_slots(classes, tokens, keys.expand(b, n), queries, attend).to(torch.float64)
+            out = self.forward_slots(classes, new_tokens, cells.clamp(max=grid - 1), queries, attend, layers, slots)
+        return out.to(torch.float64)
 
     def forward_slots(
         self,
@@ -131,22 +184,39 @@ class TinyTransformer(torch.nn.Module):
         context_positions: torch.Tensor,
         query_positions: torch.Tensor,
         attend: torch.Tensor,
+        cache: list[tuple[torch.Tensor, torch.Tensor]] | None = None,
+        slots: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """[B], [B, N], [B, N], [B, G], [B, S, S] (slot i may read slot j) -> [B, G, V] logits per query slot."""
+        """[B], [B, N], [B, N], [B, G], [B, S, S] (slot i may read slot j) -> [B, G, V] logits per query slot.
+        With a `cache` (per layer keys and values [B, heads, C, head dim]) each slot's key and
+        value are written at its cache slot `slots` [B, S] first, and `attend` [B, S, C] says
+        which cache slots each slot reads."""
         n = context_tokens.shape[1]
         context = self.tok_emb[context_tokens] + self.pos_emb[context_positions]  # [B, N, D]
         queries = self.query_emb + self.pos_emb[query_positions]  # [B, G, D]
         x = torch.cat([self.cls_emb[cls][:, None], context, queries], dim=1)  # [B, S, D]
-        for qkv, proj, up, down in zip(self.qkv, self.proj, self.up, self.down, strict=True):
-            x = x + self._attention(F.layer_norm(x, x.shape[-1:]), qkv, proj, attend)
+        for layer, (qkv, proj, up, down) in enumerate(zip(self.qkv, self.proj, self.up, self.down, strict=True)):
+            stored = None if cache is None or slots is None else (*cache[layer], slots)
+            x = x + self._attention(F.layer_norm(x, x.shape[-1:]), qkv, proj, attend, stored)
             x = x + F.gelu(F.layer_norm(x, x.shape[-1:]) @ up) @ down
         out: torch.Tensor = F.layer_norm(x[:, 1 + n :], x.shape[-1:]) @ self.head
         return self.logit_scale * out
 
-    def _attention(self, x: torch.Tensor, qkv: torch.Tensor, proj: torch.Tensor, attend: torch.Tensor) -> torch.Tensor:
+    def _attention(
+        self,
+        x: torch.Tensor,
+        qkv: torch.Tensor,
+        proj: torch.Tensor,
+        attend: torch.Tensor,
+        cache: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
+    ) -> torch.Tensor:
         b, s, d = x.shape
         q, k, v = torch.split(x @ qkv, d, dim=-1)
         q, k, v = (t.reshape(b, s, self.heads, d // self.heads).transpose(1, 2) for t in (q, k, v))
+        if cache is not None:  # write this row's keys / values at their slots, then read the cache
+            keys, values, slots = cache
+            index = slots[:, None, :, None].expand_as(k)
+            k, v = keys.scatter_(2, index, k), values.scatter_(2, index, v)
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=attend[:, None])
         out: torch.Tensor = y.transpose(1, 2).reshape(b, s, d) @ proj
         return out

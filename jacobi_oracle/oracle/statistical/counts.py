@@ -19,6 +19,7 @@ import numpy.typing as npt
 import torch
 
 from ...accelerated.jacobi import AcceleratedWindowDecoder, VerifiedPass
+from ...accelerated.noise import keyed_uniforms, sample_streams
 from ...accelerated.prefix_cache import PrefixCachedDecoder, with_prefix_cache
 from ...reference.composed import ComposedStrategy
 from ...reference.keys import committed_keys, run_queries
@@ -375,10 +376,12 @@ def record_calibration(
     aux: KeyedRandomness,
     cache: dict[tuple[int, ...], Calibration] | None = None,
     known: Calibration | None = None,
+    uniforms: list[float] | None = None,
 ) -> None:
     """Teacher-forced PIT and surprise of one sample. `cache` (sequence -> Calibration) saves
     the forward pass for sequences seen before: only worth it when there are few of them.
-    `known`: its calibration, when a batched call computed it."""
+    `known`: its calibration, when a batched call computed it; `uniforms`: the PIT's keyed
+    uniforms of its cells (`aux` at (AUX_PURPOSE, 0, cell)), when hashed for a batch."""
     calibration = known if known is not None else cache.get(tokens) if cache is not None else None
     if calibration is None:
         calibration = compute_calibration(problem, tokens)
@@ -389,7 +392,7 @@ def record_calibration(
         if surprise is None:
             tables.surprise[1] += 1  # impossible under AR: a certain failure, kept out of the sums
             continue
-        u = aux.uniform(EventKey(AUX_PURPOSE, 0, cell))
+        u = aux.uniform(EventKey(AUX_PURPOSE, 0, cell)) if uniforms is None else uniforms[cell]
         pit = calibration.below[cell] + u * calibration.p_token[cell]
         tables.pit[pit_bin(min(max(pit, 0.0), 1.0))] += 1
         tables.surprise[2] += surprise
@@ -477,7 +480,11 @@ def count_samples(
             samples = decode_samples(recorded, problem, noises, record)
             check_lengths(strategy, problem, samples)
             probs = teacher_forced_probs_batch(problem, samples) if calibration and cache is None else None
-            known = None if probs is None else compute_calibrations(probs, samples)
+            known = None
+            if probs is not None:  # the batch's calibrations and PIT uniforms, in tensor passes
+                cells = torch.arange(problem.layout.num_cells).expand(len(noises), -1)
+                uniforms = keyed_uniforms(sample_streams(list(noises), cells.device), AUX_PURPOSE, 0, cells)
+                known = list(zip(compute_calibrations(probs, samples), uniforms.tolist(), strict=True))
             for i, (noise, tokens) in enumerate(zip(noises, samples, strict=True)):
                 count_one(tables, problem, tokens, noise, calibration, cache, None if known is None else known[i])
                 if progress is not None:
@@ -502,10 +509,11 @@ def count_one(
     noise: KeyedRandomness,
     calibration: bool,
     cache: dict[tuple[int, ...], Calibration] | None,
-    known: Calibration | None = None,
+    known: tuple[Calibration, list[float]] | None = None,
 ) -> None:
     """Count one decoded sample of the right length (its token tables and, with `calibration`,
-    its teacher-forced PIT and surprise; `known`: its calibration, if computed)."""
+    its teacher-forced PIT and surprise; `known`: its calibration and PIT uniforms, if computed
+    for its batch)."""
     record_tokens(tables, problem, tokens)
     if calibration:
-        record_calibration(tables, problem, tokens, noise, cache, known)
+        record_calibration(tables, problem, tokens, noise, cache, *(known or (None, None)))
