@@ -27,7 +27,13 @@ from jacobi_oracle.oracle.statistical import (
 )
 from jacobi_oracle.oracle.statistical.check import is_enumerable
 from jacobi_oracle.oracle.statistical.falsefail import measure_false_fail_rate
-from jacobi_oracle.oracle.statistical.tests import acceptance_hazard, goodness_of_fit, pool_small, surprise_martingale
+from jacobi_oracle.oracle.statistical.tests import (
+    acceptance_hazard,
+    format_p_value,
+    goodness_of_fit,
+    pool_small,
+    surprise_martingale,
+)
 from jacobi_oracle.reference.presets import ar, sjd
 from jacobi_oracle.spec.errors import InvalidParameterError
 from jacobi_oracle.spec.layout import Layout
@@ -167,3 +173,9 @@ def test_the_false_fail_harness_runs_reference_or_accelerated_decoders() -> None
         assert report.runs == 4 and report.accelerated == (build is not None) and report.budget == 200
     with pytest.raises(InvalidParameterError, match="not a lossless preset"):
         measure_false_fail_rate(mutant_problem(), ["pjd"], 4)
+
+
+def test_a_p_below_the_float_range_is_not_printed_as_zero() -> None:
+    assert format_p_value(0.0) == "<1e-300"  # what scipy returns for a p under ~1e-308
+    assert format_p_value(1.234e-5) == "1.23e-05" and format_p_value(0.5, 2) == "0.5"
+    assert format_p_value(5e-324) == "4.94e-324"  # the smallest float is still a number

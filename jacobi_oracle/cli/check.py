@@ -16,6 +16,7 @@ from ..oracle.exact import check_exact
 from ..oracle.pathwise import check_pathwise
 from ..oracle.statistical import StatisticalVerdict, statistical_check
 from ..oracle.statistical.sequential import sequential_check
+from ..oracle.statistical.tests import format_p_value
 from ..reference.presets import build_preset
 from ..spec.errors import InvalidParameterError
 from ..spec.layout import Layout
@@ -174,7 +175,8 @@ def run_pathwise(args: argparse.Namespace, strategy: Strategy, problem: Problem)
 def print_statistical(verdict: StatisticalVerdict) -> None:
     """One row per sub-test, the power next to every pass."""
     rows = [
-        (t.name, t.statistic, t.p_value, t.alpha, t.effect_size, "pass" if t.passed else "FAIL") for t in verdict.tests
+        (t.name, t.statistic, format_p_value(t.p_value), t.alpha, t.effect_size, "pass" if t.passed else "FAIL")
+        for t in verdict.tests
     ]
     print_table(
         f"{verdict.strategy} on {verdict.model} (stat engine, {verdict.budget} samples, {verdict.seconds:.3g} s, "

@@ -45,6 +45,7 @@ from ..models.tokenizer import PatchTokenizer
 from ..models.trained import TRAINED_MODELS, TrainedModel, load_named, load_trained
 from ..oracle.exact import ExactVerdict, check_exact
 from ..oracle.pathwise import PathwiseVerdict, check_pathwise
+from ..oracle.statistical.tests import format_p_value
 from ..reference.presets import PRESETS, ROW_ENTRY_PRESETS, build_preset
 from ..spec.errors import InvalidParameterError, JacobiOracleError
 from ..spec.layout import Layout
@@ -242,9 +243,8 @@ def stack(panels: Sequence[Image.Image], per_row: int = 1, header: str = "") -> 
 
 def describe_verdict(verdict: Calibration, judged: int) -> str:
     word = "pass" if verdict.passed else "FAIL"
-    p = verdict.smallest.p_value
-    shown = f"p={p:.2g}" if p > 0 else "p<1e-300"  # below float range
-    return f"calibration {word} ({shown}, {judged} images)"
+    shown = format_p_value(verdict.smallest.p_value, 2)
+    return f"calibration {word} (p{'' if shown.startswith('<') else '='}{shown}, {judged} images)"
 
 
 def caption_of(name: str, decoded: Sequence[Decoded], cells: int, verdict: str = "") -> str:

@@ -15,6 +15,7 @@ from ..mutants.runner import (
     preset_settings,
     run_catalogue,
 )
+from ..oracle.statistical.tests import format_p_value
 from ..reference.presets import PRESETS
 from ..spec.errors import InvalidParameterError
 from .check import sample_progress
@@ -113,7 +114,8 @@ def print_results(engine: str, results: list[Judgement]) -> None:
         else:
             verdict = "pass" if j.ok else "FALSE FAIL"
             verdict += f" (power: TV {j.power:.3g})" if j.power is not None and j.ok else ""
-        rows.append((j.kind, j.name, j.setting, verdict, j.evidence, j.effect, j.p_value, j.samples, j.seconds))
+        p = format_p_value(j.p_value) if isinstance(j.p_value, float) else j.p_value
+        rows.append((j.kind, j.name, j.setting, verdict, j.evidence, j.effect, p, j.samples, j.seconds))
     print_table(
         f"mutant catalogue ({engine} engine)",
         ["kind", "name", "setting", "verdict", "evidence", "effect size", "p-value", "samples", "seconds"],

@@ -16,6 +16,7 @@ from rich.progress import Progress
 
 from ..oracle.distributed import distributed_check, init_from_environment
 from ..oracle.statistical.check import StatisticalVerdict
+from ..oracle.statistical.tests import format_p_value
 from ..reference.presets import build_preset
 from .common import Command, Subparsers, print_json, print_table, stderr_console
 from .options import add_problem_options, problem_from_args, strategy_params
@@ -67,7 +68,7 @@ def print_verdict(args: argparse.Namespace, verdict: StatisticalVerdict, world_s
             out["counts"] = verdict.counts.to_json()
         print_json(out)
         return
-    rows = [(t.name, t.statistic, t.p_value, t.alpha, t.effect_size, t.passed) for t in verdict.tests]
+    rows = [(t.name, t.statistic, format_p_value(t.p_value), t.alpha, t.effect_size, t.passed) for t in verdict.tests]
     print_table(
         f"{verdict.strategy} on {verdict.model}: {verdict.budget} samples over {world_size} ranks",
         ["test", "statistic", "p-value", "alpha", "effect size", "passed"],

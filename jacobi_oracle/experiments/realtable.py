@@ -50,7 +50,7 @@ from jacobi_oracle.models.trained import load_named, load_trained
 from jacobi_oracle.oracle.statistical.check import calibration_tests
 from jacobi_oracle.oracle.statistical.counts import CountTables, from_fixed, record_calibration
 from jacobi_oracle.oracle.statistical.power import CALIBRATION_TESTS, bonferroni_level, compute_min_detectable_shift
-from jacobi_oracle.oracle.statistical.tests import TestResult
+from jacobi_oracle.oracle.statistical.tests import TestResult, format_p_value
 from jacobi_oracle.reference.presets import PRESETS, ROW_ENTRY_PRESETS, build_preset, real_params
 from jacobi_oracle.spec.errors import InvalidParameterError, JacobiOracleError
 from jacobi_oracle.spec.layout import Layout
@@ -275,7 +275,7 @@ def markdown(
         lines.append(
             f"| {r.strategy}{marker} | {'yes' if r.lossless else 'no'} | {params} "
             f"| {r.passes_mean:.1f} +- {r.passes_sd:.1f} | {r.step_compression:.2f}x "
-            f"| {'pass' if c.passed else '**FAIL**'} | {c.smallest.p_value:.2g} ({c.smallest.name}) "
+            f"| {'pass' if c.passed else '**FAIL**'} | {format_p_value(c.smallest.p_value, 2)} ({c.smallest.name}) "
             f"| {c.deficit:+.4f} +- {2 * c.deficit_se:.4f} "
             f"| {r.nll_mean:.3f} +- {r.nll_sd:.3f} | {delta} | {r.seconds:.0f} |"
         )

@@ -19,6 +19,12 @@ PIT_CHI2_BINS = 16  # the fine PIT histogram is merged into this many equal bins
 FloatArray = npt.NDArray[np.float64]
 
 
+def format_p_value(p: float, digits: int = 3) -> str:
+    """A p-value for a table or a caption: 0.0 is a p below the float range (~1e-308), shown as
+    "<1e-300" rather than as a zero no test can return."""
+    return f"{p:.{digits}g}" if p > 0 else "<1e-300"
+
+
 @dataclass(frozen=True)
 class TestResult:
     name: str
