@@ -487,8 +487,9 @@ class AcceleratedWindowDecoder:
             fixed = cell_noise_vectors(EventNoise(streams, (CELL_NOISE_PURPOSE,)), num_cells + self.window, vocab)
         spatial = self.parts.draft.endswith("above")  # the drafter reads the cell above's latest p
         state = allocate_state(len(problems), num_cells, self.window, vocab, device, fixed, spatial)
-        if ar:
-            return self._decode_ar(backend, state, sampling, noise, num_cells)
+        if ar:  # AR itself (its tokens on the "sample" events) verifies nothing; SJD at window 1 does
+            watch = None if self.parts.bonus_purpose == "sample" else observer
+            return self._decode_ar(backend, state, sampling, noise, num_cells, watch)
         records: list[torch.Tensor] = []  # per iteration [4, B]: frontier, k, window cells, drafted cells
         while True:
             low, high = torch.stack([state.frontier.min(), state.frontier.max()]).tolist()  # the one host sync
@@ -515,11 +516,18 @@ class AcceleratedWindowDecoder:
         return self._results(state, records, num_cells)
 
     def _decode_ar(
-        self, backend: Backend, state: WindowState, sampling: Sampling, noise: EventNoise, num_cells: int
+        self,
+        backend: Backend,
+        state: WindowState,
+        sampling: Sampling,
+        noise: EventNoise,
+        num_cells: int,
+        observer: Callable[[VerifiedPass], None] | None = None,
     ) -> list[Decoded]:
         """Window 1, no drafts: pass i commits cell i of every sample with y ~ p, drawn on the
         events (bonus purpose, i, i), whose uniforms are hashed for the whole image up front.
-        The frontier is the pass number, so the loop needs no host sync."""
+        The frontier is the pass number, so the loop needs no host sync. `observer` gets each
+        pass as a verified window of one bonus cell (no drafts)."""
         b = state.tokens.shape[0]
         steps = torch.arange(num_cells, device=state.tokens.device)
         u = noise.uniforms(steps, steps.expand(b, num_cells))[self.parts.bonus_purpose]  # [B, L]
@@ -528,7 +536,12 @@ class AcceleratedWindowDecoder:
             state.iteration, state.keys, state.first = i, i + 1, i
             state.frontier, state.cells = steps[i].expand(b), steps[i : i + 1].expand(b, 1)
             cond, uncond = backend.window_logits(state, undrafted)
-            state.tokens[:, i : i + 1] = inverse_cdf(target_probs(sampling, cond, uncond), u[:, i : i + 1])
+            target = target_probs(sampling, cond, uncond)
+            state.tokens[:, i : i + 1] = inverse_cdf(target, u[:, i : i + 1])
+            if observer is not None:
+                committed, k = state.tokens[:, i : i + 1], torch.zeros(b, dtype=torch.long, device=steps.device)
+                none = torch.zeros_like(target)
+                observer(VerifiedPass(i, state.cells, ~undrafted, undrafted, committed, none, target, k, committed))
         trace = tuple(IterationTrace((), (), (i,)) for i in range(num_cells))
         return [Decoded(tuple(row), num_cells, trace) for row in state.tokens[:, :num_cells].tolist()]
 

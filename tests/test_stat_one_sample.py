@@ -155,6 +155,20 @@ def test_an_accelerated_twin_is_counted_with_the_reference_tables_verifier_table
     assert reference.draft_pit.sum() > 0 and reference.residual_pit.sum() > 0 and reference.bonus_pit.sum() > 0
 
 
+@pytest.mark.parametrize("name", ["ar", "sjd"])
+def test_the_window_one_fast_path_is_counted_with_the_reference_tables(name: str) -> None:
+    """AR and SJD at window 1 share the accelerated AR step; SJD's passes are still handed over
+    (the reference records each bonus token's PIT), AR's are not (the reference AR verifies
+    nothing): the tables equal the reference's either way."""
+    problem = mutant_problem()
+    params = {} if name == "ar" else {"window": 1}
+    reference = count_samples(build_preset(name, **params), problem, range(300), seed=9)
+    batched = count_samples(build_accelerated(name, **params), problem, range(300), seed=9)
+    for table, array in reference.arrays().items():
+        assert np.array_equal(array, getattr(batched, table)), table
+    assert (reference.bonus_pit.sum() > 0) == (name == "sjd")
+
+
 def test_a_planted_batch_is_the_planted_samples_one_by_one() -> None:
     problem = mutant_problem()
     law = exact_sequence_law(problem)
