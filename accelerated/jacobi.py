@@ -473,8 +473,9 @@ class AcceleratedWindowDecoder:
         randomness: list[Randomness],
         observer: Callable[[VerifiedPass], None] | None,
     ) -> list[Decoded]:
-        """`decode_batch`, handing `observer` what every speculative pass verified (window > 1,
-        exact verification: the statistical engine's verifier tests, oracle/statistical/counts.py)."""
+        """`decode_batch`, handing `observer` what every pass verified where the reference's verifier
+        is recorded (exact and greedy verification, SJD at window 1 included; not AR, not fixed
+        noise): the statistical engine's verifier tests, oracle/statistical/counts.py."""
         check_batch(conditions, randomness)
         problems = [Problem(model, c, layout, sampling) for c in conditions]
         backend, device = self._backend(model, problems)
@@ -501,7 +502,9 @@ class AcceleratedWindowDecoder:
             fill_drafts(state, drafted, u, self.parts.draft, layout.width)
             cond, uncond = backend.window_logits(state, drafted)
             target = target_probs(sampling, cond, uncond)
-            watch = observer if self.parts.verify == "exact" else None  # only speculative passes are handed over
+            # the passes its reference's verifier is recorded for (counts.is_speculative): exact and
+            # greedy (Jacobi: RuleVerifier(GreedyRule)), not fixed-noise (gumbel-jacobi)
+            watch = observer if self.parts.verify in ("exact", "greedy") else None
             if watch is not None:  # the drafts as verified, before the refresh overwrites them
                 drafts, draft_probs = state.tokens.gather(1, state.cells), _at_cells(state.draft_probs, state.cells)
             k = verify_and_refresh(state, target, valid, drafted, u, self.parts)
