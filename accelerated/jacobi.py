@@ -42,7 +42,7 @@ from jacobi_oracle.spec.strategy import Decoded, IterationTrace
 
 from .noise import EventNoise, inverse_cdf, sample_streams
 
-PURPOSES = ("init", "accept", "residual", "fresh", "sample")  # the events of every raster-window decoder
+PURPOSES = ("init", "accept", "residual", "fresh")  # the events of every raster-window decoder (+ its bonus's)
 COUPLING_PURPOSES = ("couple", "couple-residual")  # MaximalCouplingRefresher's events
 
 
@@ -54,7 +54,9 @@ class WindowState:
     last_target: torch.Tensor  # [B, L + W, V] p of the pass that refreshed the draft (SJD++ reuse)
     has_last: torch.Tensor  # [B, L + W] bool
     frontier: torch.Tensor  # [B] long: first uncommitted cell (L when finished)
-    cells: torch.Tensor  # [B, W] long: this iteration's window cells (frontier + 0 .. W-1)
+    cells: torch.Tensor  # [B, W] long: this iteration's window cells (frontier + offsets)
+    offsets: torch.Tensor  # [W] long: 0 .. W - 1, the window positions
+    uniform: torch.Tensor  # [B, W, V] float64: the uniform law 1 / V, RandomDrafter's
     cell_noise: torch.Tensor | None = None  # [B, L + W, V] G(cell_noise_key(cell)), fixed-noise parts only
     latest_target: torch.Tensor | None = None  # [B, L + W, V] each cell's latest p, spatial drafts only
     has_latest: torch.Tensor | None = None  # [B, L + W] bool
@@ -213,6 +215,7 @@ def allocate_state(
     fixed noise vectors (`cell_noise_vectors`); `spatial`: keep every cell's latest p."""
     width = num_cells + window
     frontier = torch.zeros(num_samples, dtype=torch.long, device=device)
+    offsets = torch.arange(window, device=device)
     latest = torch.zeros(num_samples, width, vocab, dtype=torch.float64, device=device) if spatial else None
     return WindowState(
         tokens=torch.zeros(num_samples, width, dtype=torch.long, device=device),
@@ -221,7 +224,9 @@ def allocate_state(
         last_target=torch.zeros(num_samples, width, vocab, dtype=torch.float64, device=device),
         has_last=torch.zeros(num_samples, width, dtype=torch.bool, device=device),
         frontier=frontier,
-        cells=frontier[:, None] + torch.arange(window, device=device),
+        cells=frontier[:, None] + offsets,
+        offsets=offsets,
+        uniform=torch.full((num_samples, window, vocab), 1.0 / vocab, dtype=torch.float64, device=device),
         cell_noise=cell_noise,
         latest_target=latest,
         has_latest=torch.zeros(num_samples, width, dtype=torch.bool, device=device) if spatial else None,
@@ -248,7 +253,7 @@ def window_roles(state: WindowState, num_cells: int) -> tuple[torch.Tensor, torc
     window's last; the last too when it carries a draft (refreshed; then there is no bonus)."""
     valid = state.cells < num_cells
     last = valid.sum(dim=1, keepdim=True) - 1  # [B, 1] index of the bonus cell
-    before_last = torch.arange(state.cells.shape[1], device=valid.device) < last
+    before_last = state.offsets < last
     drafted = valid & (before_last | state.has_draft.gather(1, state.cells))
     return valid, drafted
 
@@ -259,10 +264,9 @@ def fill_drafts(state: WindowState, drafted: torch.Tensor, u: dict[str, torch.Te
     ("sample-above"): drawn (keyed "init") from the latest p of the cell `width` cells above,
     q = that p, else RandomDrafter's one-hot draft; CellNoiseDrafter ("cell-noise",
     "cell-noise-above"): argmax(log q + G(cell)) with q uniform, or the cell above's latest p."""
-    b, w = state.cells.shape
     vocab = state.draft_probs.shape[-1]
     need = drafted & ~state.has_draft.gather(1, state.cells)  # [B, W]
-    uniform = torch.full((b, w, vocab), 1.0 / vocab, dtype=torch.float64, device=need.device)
+    uniform = state.uniform
     law, known = uniform, None
     if rule.endswith("above"):  # the cell above's latest p, where there is one
         assert state.latest_target is not None and state.has_latest is not None
@@ -308,17 +312,33 @@ class Parts:
     @property
     def purposes(self) -> tuple[str, ...]:
         """The keyed uniforms an iteration draws."""
-        return PURPOSES + (COUPLING_PURPOSES if self.refresh.startswith("couple") else ())
+        bonus = () if self.bonus_purpose in PURPOSES else (self.bonus_purpose,)
+        return PURPOSES + bonus + (COUPLING_PURPOSES if self.refresh.startswith("couple") else ())
+
+
+@dataclass
+class PassLaws:
+    """What a speculative pass computes once for every window cell and both steps 4 and 5 read:
+    min(1, p(d) / q(d)) of each draft, the residual norm(max(0, p - q)), and y ~ p on the "fresh"
+    events (the bonus token and SJD's refresh draw alike)."""
+
+    accept_prob: torch.Tensor | None = None  # [B, W]
+    residual: torch.Tensor | None = None  # [B, W, V]
+    fresh: torch.Tensor | None = None  # [B, W]
 
 
 def verify(
-    state: WindowState, target: torch.Tensor, drafted: torch.Tensor, u: dict[str, torch.Tensor], parts: Parts
+    state: WindowState,
+    target: torch.Tensor,
+    drafted: torch.Tensor,
+    u: dict[str, torch.Tensor],
+    parts: Parts,
+    laws: PassLaws,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Step 4, all samples and window cells at once: [B] k, the window index of the correction /
     bonus (cells frontier .. frontier + k are committed), and [B, W] the committed tokens."""
     cells = state.cells
     draft = state.tokens.gather(1, cells)  # [B, W]
-    q = _at_cells(state.draft_probs, cells)  # [B, W, V]
     if parts.verify in ("greedy", "fixed-noise"):  # a draft stands iff it is the decision; else the decision
         if parts.verify == "greedy":  # argmax p
             decision = target.argmax(dim=-1)  # [B, W]
@@ -327,18 +347,33 @@ def verify(
             decision = gumbel_max(target, _at_cells(state.cell_noise, cells))
         accepted, corrected = (draft == decision) & drafted, decision
     else:  # speculative: accept with min(1, p(d) / q(d)), else residual; bonus y ~ p
-        accept_prob = compute_acceptance_probabilities(target, q, draft, drafted)
-        accepted = (u["accept"] < accept_prob) & drafted  # [B, W]
-        residual_token = inverse_cdf(compute_residual(target, q), u["residual"])
-        bonus_token = inverse_cdf(target, u[parts.bonus_purpose])
+        q = _at_cells(state.draft_probs, cells)  # [B, W, V]
+        laws.accept_prob = compute_acceptance_probabilities(target, q, draft, drafted)
+        accepted = (u["accept"] < laws.accept_prob) & drafted  # [B, W]
+        laws.residual = compute_residual(target, q)
+        residual_token = inverse_cdf(laws.residual, u["residual"])
+        bonus_token = fresh_draw(target, u, laws) if parts.bonus_purpose == "fresh" else None
+        if bonus_token is None:
+            bonus_token = inverse_cdf(target, u[parts.bonus_purpose])
         corrected = torch.where(drafted, residual_token, bonus_token)
     k = accepted.long().cumprod(dim=1).sum(dim=1)  # [B]: leading accepted drafts
-    position = torch.arange(cells.shape[1], device=cells.device)[None, :]  # [1, W]
-    return k, torch.where(position < k[:, None], draft, corrected)
+    return k, torch.where(state.offsets < k[:, None], draft, corrected)
+
+
+def fresh_draw(target: torch.Tensor, u: dict[str, torch.Tensor], laws: PassLaws) -> torch.Tensor:
+    """[B, W] y ~ p on the "fresh" events, drawn once per pass."""
+    if laws.fresh is None:
+        laws.fresh = inverse_cdf(target, u["fresh"])
+    return laws.fresh
 
 
 def refresh(
-    state: WindowState, target: torch.Tensor, drafted: torch.Tensor, u: dict[str, torch.Tensor], parts: Parts
+    state: WindowState,
+    target: torch.Tensor,
+    drafted: torch.Tensor,
+    u: dict[str, torch.Tensor],
+    parts: Parts,
+    laws: PassLaws,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Step 5: [B, W] next drafts and [B, W, V] their q for the cells after the rejection."""
     if parts.refresh == "argmax":  # Jacobi: argmax p, q = point mass
@@ -347,15 +382,18 @@ def refresh(
     if parts.refresh == "gumbel":  # Gumbel coupling: argmax(log p + G(cell)), q = p
         assert state.cell_noise is not None
         return gumbel_max(target, _at_cells(state.cell_noise, state.cells)), target
-    fresh = inverse_cdf(target, u["fresh"])  # y ~ p, q = p
+    fresh = fresh_draw(target, u, laws)  # y ~ p, q = p
     if parts.refresh == "fresh":
         return fresh, target
     if parts.refresh.startswith("couple"):  # maximal coupling to the old draft (spec/coupling.md)
         old, old_q = state.tokens.gather(1, state.cells), _at_cells(state.draft_probs, state.cells)
-        kept = (
-            u["couple"] < compute_acceptance_probabilities(target, old_q, old, drafted)
-        ) & drafted  # the bonus cell: fresh
-        redrawn = inverse_cdf(compute_residual(target, old_q), u["couple-residual"])
+        # the old draft and its q are what step 4 verified: its min(1, p / q) and residual
+        accept_prob = laws.accept_prob
+        if accept_prob is None:
+            accept_prob = compute_acceptance_probabilities(target, old_q, old, drafted)
+        residual = compute_residual(target, old_q) if laws.residual is None else laws.residual
+        kept = (u["couple"] < accept_prob) & drafted  # the bonus cell: fresh
+        redrawn = inverse_cdf(residual, u["couple-residual"])
         token = torch.where(drafted, torch.where(kept, old, redrawn), fresh)
         if parts.refresh == "couple-official":  # a kept draft keeps its old q
             return token, torch.where(kept[:, :, None], old_q, target)
@@ -383,13 +421,13 @@ def verify_and_refresh(
     parts: Parts,
 ) -> torch.Tensor:
     """Steps 4-5 with this iteration's uniforms u; returns [B] k (see `verify`)."""
-    k, committed_token = verify(state, target, drafted, u, parts)
-    next_draft, next_q = refresh(state, target, drafted, u, parts)
-    position = torch.arange(state.cells.shape[1], device=target.device)[None, :]
+    laws = PassLaws()
+    k, committed_token = verify(state, target, drafted, u, parts, laws)
+    next_draft, next_q = refresh(state, target, drafted, u, parts, laws)
     # one write per field at every window cell: cells frontier .. frontier + k are committed
     # (q = p), the rest carry their next draft. Padded cells (>= L) have their own scratch
     # columns, which nothing reads, so validity needs no mask here.
-    commit = position <= k[:, None]  # [B, W]
+    commit = state.offsets <= k[:, None]  # [B, W]
     cells, index = state.cells, state.cells[:, :, None].expand_as(target)
     state.tokens.scatter_(1, cells, torch.where(commit, committed_token, next_draft))
     state.has_draft.scatter_(1, cells, ~commit)
@@ -514,7 +552,7 @@ class AcceleratedWindowDecoder:
             n = valid.sum(dim=1)  # [B] window cells
             records.append(torch.stack([state.frontier, k, n, drafted.sum(dim=1)]))
             state.frontier += torch.minimum(k + 1, n)
-            state.cells = state.frontier[:, None] + torch.arange(self.window, device=device)
+            state.cells = state.frontier[:, None] + state.offsets
             state.iteration += 1
         return self._results(state, records, num_cells)
 
