@@ -432,8 +432,9 @@ def verify_and_refresh(
     state.tokens.scatter_(1, cells, torch.where(commit, committed_token, next_draft))
     state.has_draft.scatter_(1, cells, ~commit)
     state.draft_probs.scatter_(1, index, torch.where(commit[:, :, None], target, next_q))
-    state.has_last.scatter_(1, cells, ~commit)
-    state.last_target.scatter_(1, index, target)  # read only where has_last
+    if parts.refresh.startswith("reuse"):  # only SJD++'s refresh reads the previous pass's p
+        state.has_last.scatter_(1, cells, ~commit)
+        state.last_target.scatter_(1, index, target)  # read only where has_last
     if state.latest_target is not None and state.has_latest is not None:  # every queried cell's latest p
         state.latest_target.scatter_(1, index, target)
         state.has_latest.scatter_(1, cells, valid)
