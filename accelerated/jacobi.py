@@ -520,8 +520,11 @@ class AcceleratedWindowDecoder:
         backend, device = self._backend(model, problems)
         streams = sample_streams(randomness, device)
         ar = self.window == 1 and self.parts.verify == "exact"  # no cell is ever drafted: the plain AR step
-        noise = EventNoise(streams, (self.parts.bonus_purpose,) if ar else self.parts.purposes)
         num_cells, vocab = layout.num_cells, model.vocab_size
+        # AR hashes its image's events at once; a window decoder's prefixes for its passes (every
+        # pass commits a cell of each unfinished sample: at most num_cells of them)
+        purposes, passes = ((self.parts.bonus_purpose,), 0) if ar else (self.parts.purposes, num_cells)
+        noise = EventNoise(streams, purposes, passes)
         fixed = None
         if self.parts.fixed_noise:
             fixed = cell_noise_vectors(EventNoise(streams, (CELL_NOISE_PURPOSE,)), num_cells + self.window, vocab)

@@ -42,15 +42,22 @@ class EventNoise:
     """The uniforms of every (purpose, iteration, cell) event of an iteration in one hash pass:
     the (seed, sample, purpose) prefix of the chain is hashed once, at construction."""
 
-    def __init__(self, streams: torch.Tensor, purposes: tuple[str, ...]):
+    def __init__(self, streams: torch.Tensor, purposes: tuple[str, ...], iterations: int = 0):
+        """`iterations`: hash the (purpose, iteration) prefix of iterations 0 .. iterations - 1
+        once here (a window decoder's passes), instead of once per pass."""
         self.purposes = purposes
         ids = torch.tensor([purpose_id(p) for p in purposes], dtype=torch.int64, device=streams.device)
         self.prefix = splitmix64_tensor(streams[None, :] ^ ids[:, None])  # [P, B]
+        steps = torch.arange(iterations, device=streams.device)
+        self.by_iteration = splitmix64_tensor(self.prefix[:, :, None] ^ steps)  # [P, B, iterations]
 
     def hashes(self, iteration: int | torch.Tensor, cells: torch.Tensor) -> torch.Tensor:
         """[P, B, W] int64 hashes of events (purpose, iteration, cells[b, w]); `iteration` is one
         int, or [W] int64, one per column (e.g. AR's events (purpose, i, i) for a whole image)."""
-        h = splitmix64_tensor(self.prefix[:, :, None] ^ iteration)  # [P, B, 1 or W]
+        if isinstance(iteration, int) and iteration < self.by_iteration.shape[2]:
+            h = self.by_iteration[:, :, iteration : iteration + 1]  # hashed at construction
+        else:
+            h = splitmix64_tensor(self.prefix[:, :, None] ^ iteration)  # [P, B, 1 or W]
         return splitmix64_tensor(h ^ cells[None])
 
     def uniforms(self, iteration: int | torch.Tensor, cells: torch.Tensor) -> dict[str, torch.Tensor]:
