@@ -39,6 +39,16 @@ def test_the_coupled_bench_step_sweeps_the_fixed_noise_window(tmp_path: Path) ->
     assert all(1 <= r["forward_passes_mean"] <= 16 for r in rows.values())
 
 
+def test_the_lean_bench_step_times_the_window_pass_and_the_peer(tmp_path: Path) -> None:
+    env = os.environ | {"SMOKE": "1", "OUT": str(tmp_path), "PYTHON": sys.executable}
+    subprocess.run(["bash", str(SCRIPT), "bench-lean"], cwd=ROOT, env=env, check=True, capture_output=True)
+    rows = {r["strategy"]: r for r in json.loads((tmp_path / "bench-lean.json").read_text())["results"]}
+    assert set(rows) == {"ar", "sjd", "mc-sjd-above", "gumbel-jacobi-above:16", "pjd-exact", "pjd"}
+    assert all(r["time_per_pass_s"] > 0 for r in rows.values())
+    peer = {r["strategy"] for r in json.loads((tmp_path / "bench-lean-peer.json").read_text())["results"]}
+    assert peer == {"ar", "hf-generate (peer)"}
+
+
 def test_an_unknown_step_is_refused(tmp_path: Path) -> None:
     env = os.environ | {"SMOKE": "1", "OUT": str(tmp_path), "PYTHON": sys.executable}
     done = subprocess.run(["bash", str(SCRIPT), "nope"], cwd=ROOT, env=env, capture_output=True, text=True)
