@@ -8,20 +8,29 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from jacobi_oracle.accelerated import WINDOW_DECODERS, build_accelerated
+from jacobi_oracle.accelerated.noise import sample_streams
 from jacobi_oracle.mutants import get_mutant, mutant_problem
 from jacobi_oracle.oracle.statistical import count_samples, statistical_check
 from jacobi_oracle.oracle.statistical.check import compute_conditionals, compute_exact_marginals, prefix_table
 from jacobi_oracle.oracle.statistical.counts import (
+    ACCEPTED,
+    BONUS,
+    NONE,
+    REJECTED,
     Calibration,
     CountTables,
+    VerifierRecord,
     compute_calibration,
     decode_sample,
     is_speculative,
     memoised,
     record_calibration,
+    record_verified,
     sequence_index,
+    to_fixed,
 )
 from jacobi_oracle.oracle.statistical.planted import compute_sequence, compute_tilt, plant
 from jacobi_oracle.oracle.statistical.sampler import sampler
@@ -190,3 +199,22 @@ def test_an_accelerated_planted_departure_is_rejected_negative_control() -> None
     assert not verdict.passed
     lossless = statistical_check(build_accelerated("sjd", window=3), problem, 2000, ALPHA, seed=21)
     assert lossless.passed, lossless.failed_tests()
+
+
+def test_the_verifier_recorder_counts_each_role_once() -> None:
+    # two windows of one sample, by hand: drafts at depth 0 (stood) and 1 (rejected, its
+    # correction committed), then a window whose one draft stood and whose bonus was committed
+    empty = count_samples(sjd(3), mutant_problem(), range(0), seed=0)
+    record = VerifierRecord(empty.hazard, empty.residual_pit, empty.bonus_pit, empty.draft_pit, KeyedRandomness(0))
+    p = torch.tensor([[[0.5, 0.3, 0.2], [0.2, 0.2, 0.6], [0.1, 0.1, 0.8]]], dtype=torch.float64)
+    q = torch.tensor([[[0.2, 0.6, 0.2], [0.6, 0.2, 0.2], [0.1, 0.1, 0.8]]], dtype=torch.float64)
+    streams = sample_streams([KeyedRandomness(0)], torch.device("cpu"))
+    cells, depth = torch.tensor([[0, 1, 2]]), torch.tensor([[0, 1, 2]])
+    tokens = torch.tensor([[1, 0, 0]])
+    record_verified(record, streams, 0, cells, torch.tensor([[ACCEPTED, REJECTED, NONE]]), depth, tokens, tokens, p, q)
+    record_verified(record, streams, 1, cells, torch.tensor([[ACCEPTED, BONUS, NONE]]), depth, tokens, tokens, p, q)
+    alpha = torch.minimum(p, q).sum(dim=-1)[0]
+    assert record.hazard[0, 0] == 2 and record.hazard[0, 1] == 2  # depth 0: two drafts, both stood
+    assert record.hazard[1, 0] == 1 and record.hazard[1, 1] == 0  # depth 1: one draft, rejected
+    assert record.hazard[1, 2] == to_fixed(float(alpha[1])) and record.hazard[2, 0] == 0
+    assert record.draft_pit.sum() == 3 and record.residual_pit.sum() == 1 and record.bonus_pit.sum() == 1

@@ -23,7 +23,7 @@ from ...accelerated.noise import keyed_uniforms, sample_streams
 from ...accelerated.prefix_cache import PrefixCachedDecoder, with_prefix_cache
 from ...reference.composed import ComposedStrategy
 from ...reference.keys import committed_keys, run_queries
-from ...reference.state import Draft, JacobiState, Window
+from ...reference.state import JacobiState, Window
 from ...reference.verifiers import FixedNoiseVerifier, NoVerifier, Verifier, WindowOutcome
 from ...spec.acceptance import RESIDUAL_MASS_FLOOR, compute_residual, compute_residual_mass
 from ...spec.errors import InvalidParameterError
@@ -158,12 +158,6 @@ def pit_bin(u: float) -> int:
     return min(int(u * PIT_BINS), PIT_BINS - 1)
 
 
-def randomised_pit(probs: torch.Tensor, token: int, u: float) -> float:
-    """F(token - 1) + u * p(token): Uniform(0, 1) when token ~ probs and u ~ U(0, 1) independent."""
-    below = float(probs[:token].sum()) if token else 0.0
-    return min(max(below + u * float(probs[token]), 0.0), 1.0)
-
-
 # --- the verifier's own law: a recorder wrapped around a ComposedStrategy's verifier ---
 
 
@@ -208,24 +202,95 @@ def record_window(
     target_probs: dict[int, torch.Tensor],
     outcome: WindowOutcome,
 ) -> None:
+    """One reference window's records (`record_verified` with one sample): the proposed drafts
+    in order (depth = their index), the first rejected one if its correction was committed, and
+    the bonus cell when every draft stood and its fresh token was committed."""
     accepted = set(outcome.accepted)
-    for depth, cell in enumerate(outcome.proposed):
+    roles: list[tuple[int, int, int, torch.Tensor, torch.Tensor]] = []  # (cell, role, token, p, q)
+    for cell in outcome.proposed:
         draft = state.drafts[cell]
         assert draft is not None, "a verified cell carries a draft"
-        p, q = target_probs[cell], draft.draft_probs
-        alpha = float(torch.minimum(p, q).sum())
-        u = record.aux.uniform(EventKey(AUX_PURPOSE + "-draft", state.iteration, cell))
-        record.draft_pit[pit_bin(randomised_pit(q, draft.token, u))] += 1
-        record.hazard[depth] += (1, int(cell in accepted), to_fixed(alpha), to_fixed(alpha * (1.0 - alpha)))
-        if cell not in accepted and cell in outcome.committed:
-            if float(compute_residual_mass(p, q)) > RESIDUAL_MASS_FLOOR:  # else the residual is never drawn
-                u = record.aux.uniform(EventKey(AUX_PURPOSE + "-residual", state.iteration, cell))
-                record.residual_pit[pit_bin(randomised_pit(compute_residual(p, q), outcome.committed[cell], u))] += 1
-            return
-    last = window.cells[-1]
-    if window.bonus and state.drafts[last] is None and last in outcome.committed:
-        u = record.aux.uniform(EventKey(AUX_PURPOSE + "-bonus", state.iteration, last))
-        record.bonus_pit[pit_bin(randomised_pit(target_probs[last], outcome.committed[last], u))] += 1
+        role = ACCEPTED if cell in accepted else REJECTED if cell in outcome.committed else REFUSED
+        roles.append((cell, role, draft.token, target_probs[cell], draft.draft_probs))
+        if role == REJECTED:  # its correction was committed: the window ends there
+            break
+    else:
+        last = window.cells[-1]
+        if window.bonus and state.drafts[last] is None and last in outcome.committed:
+            roles.append((last, BONUS, -1, target_probs[last], target_probs[last]))
+    if not roles:
+        return
+    cells = torch.tensor([[r[0] for r in roles]])
+    kinds = torch.tensor([[r[1] for r in roles]])
+    drafts = torch.tensor([[max(r[2], 0) for r in roles]])
+    committed = torch.tensor([[outcome.committed.get(r[0], 0) for r in roles]])
+    p = torch.stack([r[3] for r in roles])[None].to(torch.float64)
+    q = torch.stack([r[4] for r in roles])[None].to(torch.float64)
+    depth = torch.arange(len(roles))[None]
+    streams = sample_streams([record.aux], cells.device)
+    record_verified(record, streams, state.iteration, cells, kinds, depth, drafts, committed, p, q)
+
+
+# a cell's role in `record_verified`: a draft that stood; one rejected whose correction was not
+# committed (the walk goes on); the first rejected one whose correction was committed (it ends
+# there); the bonus cell, committed; nothing
+ACCEPTED, REFUSED, REJECTED, BONUS, NONE = 0, 1, 2, 3, 4
+
+
+def record_verified(
+    record: VerifierRecord,
+    streams: torch.Tensor,
+    iteration: int,
+    cells: torch.Tensor,
+    kinds: torch.Tensor,
+    depth: torch.Tensor,
+    drafts: torch.Tensor,
+    committed: torch.Tensor,
+    p: torch.Tensor,
+    q: torch.Tensor,
+) -> None:
+    """The verifier law's records of B verified windows, [B, S] per slot: `kinds` ACCEPTED,
+    REFUSED, REJECTED, BONUS or NONE (the roles above); `depth` its
+    index among its window's drafts; p and q [B, S, V] (q: the draft's recorded law). Per draft:
+    alpha = sum min(p, q) and the draft's randomised PIT under q; per rejection the committed
+    token's PIT under norm(max(0, p - q)) (unless the residual mass is <= the floor, where it is
+    never drawn); per bonus its PIT under p. The PITs' uniforms are the oracle's own keyed events
+    (AUX_PURPOSE-draft / -residual / -bonus, iteration, cell) of each sample's `aux` noise."""
+    drafted = (kinds == ACCEPTED) | (kinds == REFUSED) | (kinds == REJECTED)
+    alpha = torch.minimum(p, q).sum(dim=-1)  # [B, S]
+    pit = _randomised_pits(q, drafts, keyed_uniforms(streams, AUX_PURPOSE + "-draft", iteration, cells))
+    np.add.at(record.draft_pit, _pit_bins(pit[drafted]), 1)
+    d = depth[drafted].numpy()
+    np.add.at(record.hazard[:, 0], d, 1)
+    np.add.at(record.hazard[:, 1], d, (kinds[drafted] == ACCEPTED).numpy().astype(np.int64))
+    a = alpha[drafted]
+    np.add.at(record.hazard[:, 2], d, _fixed(a))
+    np.add.at(record.hazard[:, 3], d, _fixed(a * (1.0 - a)))
+    rejected = (kinds == REJECTED) & (compute_residual_mass(p, q) > RESIDUAL_MASS_FLOOR)  # else never drawn
+    if bool(rejected.any()):
+        u = keyed_uniforms(streams, AUX_PURPOSE + "-residual", iteration, cells)
+        residual = _randomised_pits(compute_residual(p, q), committed, u)
+        np.add.at(record.residual_pit, _pit_bins(residual[rejected]), 1)
+    bonus = kinds == BONUS
+    if bool(bonus.any()):
+        u = keyed_uniforms(streams, AUX_PURPOSE + "-bonus", iteration, cells)
+        np.add.at(record.bonus_pit, _pit_bins(_randomised_pits(p, committed, u)[bonus]), 1)
+
+
+def _randomised_pits(probs: torch.Tensor, tokens: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    """[..., V] laws, [...] tokens and uniforms -> [...] F(token - 1) + u p(token), clamped to [0, 1]:
+    Uniform(0, 1) when token ~ probs and u ~ U(0, 1) independent."""
+    below = torch.where(torch.arange(probs.shape[-1]) < tokens[..., None], probs, 0.0).sum(dim=-1)
+    return (below + u * probs.gather(-1, tokens[..., None])[..., 0]).clamp(0.0, 1.0)
+
+
+def _pit_bins(pits: torch.Tensor) -> npt.NDArray[np.int64]:
+    return (pits * PIT_BINS).floor().clamp(max=PIT_BINS - 1).long().numpy()
+
+
+def _fixed(values: torch.Tensor) -> npt.NDArray[np.int64]:
+    """`to_fixed` of every entry (round half to even, as Python's round)."""
+    return torch.round(values * FIXED_POINT).long().numpy()
 
 
 # Verifiers whose decisions are not speculative sampling's (accept d ~ q with min(1, p/q), else
@@ -269,32 +334,29 @@ class PrefixCachedRecording:
 def pass_recorder(
     record: VerifierRecord, noises: list[KeyedRandomness], num_cells: int
 ) -> Callable[[VerifiedPass], None]:
-    """An observer of an accelerated decoder's passes that records each sample's window with
-    `record_window`, the one recorder of the reference path (what the reference verifier saw)."""
+    """An observer of an accelerated decoder's passes that records every sample's window with
+    `record_verified`, the recorder of the reference path (`record_window`), a pass at a time:
+    the drafted cells up to the first rejection at depth = window position, the rejection when
+    its correction was committed, the bonus cell when every draft stood and it was committed."""
+    streams = sample_streams(list(noises), torch.device("cpu"))
 
     def observe(verified: VerifiedPass) -> None:
-        cells, valid, drafted = verified.cells.tolist(), verified.valid.tolist(), verified.drafted.tolist()
-        drafts, ks, after = verified.drafts.tolist(), verified.k.tolist(), verified.committed.tolist()
-        for b, noise in enumerate(noises):
-            n = sum(valid[b])
-            if n == 0:  # finished before this pass
-                continue
-            window_cells = tuple(cells[b][:n])
-            drafted_b = [w for w in range(n) if drafted[b][w]]
-            slots: list[Draft | None] = [None] * num_cells
-            for w in drafted_b:
-                slots[window_cells[w]] = Draft(drafts[b][w], verified.draft_probs[b, w])
-            state = JacobiState((None,) * num_cells, tuple(slots), verified.iteration)
-            k = ks[b]
-            outcome = WindowOutcome(
-                {window_cells[w]: after[b][w] for w in range(min(k + 1, n))},
-                tuple(window_cells[w] for w in drafted_b[: k + 1]),
-                tuple(window_cells[:k]),
-                (),
-            )
-            targets = {cell: verified.target[b, w] for w, cell in enumerate(window_cells)}
-            record.aux = noise
-            record_window(record, state, Window(window_cells), targets, outcome)
+        position = torch.arange(verified.cells.shape[1])[None, :]
+        k, n = verified.k[:, None], verified.valid.sum(dim=1, keepdim=True)
+        reached = verified.drafted & (position <= k)  # proposed: drafts up to the first rejection
+        rejected = reached & (position == k)  # committed: the correction at position k (< n)
+        last = position == n - 1
+        bonus = last & ~verified.drafted & (k == n - 1) & verified.valid
+        kinds = torch.full(verified.cells.shape, NONE)
+        kinds[reached] = ACCEPTED
+        kinds[rejected] = REJECTED
+        kinds[bonus] = BONUS
+        depth = position.expand_as(kinds)
+        p, q = verified.target.to(torch.float64), verified.draft_probs.to(torch.float64)
+        q = torch.where(bonus[:, :, None], p, q)  # a bonus slot has no draft law
+        cells = verified.cells.clamp(max=num_cells - 1)
+        tokens = (verified.drafts, verified.committed)
+        record_verified(record, streams, verified.iteration, cells, kinds, depth, *tokens, p, q)
 
     return observe
 
