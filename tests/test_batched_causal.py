@@ -152,3 +152,16 @@ def test_the_batched_statistics_are_the_one_by_one_statistics() -> None:
     for table, array in reference.arrays().items():
         assert np.array_equal(array, getattr(batched, table)), table
     assert reference.pit.sum() == 300 * 16 and reference.draft_pit.sum() > 0
+
+
+@pytest.mark.parametrize("sampling", [Sampling(), Sampling(temperature=0.8, cfg_scale=2.0)])
+def test_a_batch_of_different_classes_decodes_each_sample_as_the_reference(sampling: Sampling) -> None:
+    # each row of the batched path carries its own class (and, with CFG, the null class column)
+    case = build_model("transformer-16")
+    conditions: list[int | None] = [0, 1, 1, 0, 1]
+    noise: list[Randomness] = [KeyedRandomness(4, i) for i in range(len(conditions))]
+    for name, params in (("ar", {}), ("mc-sjd", {"window": 4})):
+        fast = build_accelerated(name, **params).decode_batch(case.model, conditions, case.layout, sampling, noise)
+        reference = build_preset(name, **params)
+        for c, r, f in zip(conditions, noise, fast, strict=True):
+            assert f.tokens == reference.decode(case.model, c, case.layout, sampling, r).tokens
