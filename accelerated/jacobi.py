@@ -352,9 +352,8 @@ def verify(
         accepted = (u["accept"] < laws.accept_prob) & drafted  # [B, W]
         laws.residual = compute_residual(target, q)
         residual_token = inverse_cdf(laws.residual, u["residual"])
-        bonus_token = fresh_draw(target, u, laws) if parts.bonus_purpose == "fresh" else None
-        if bonus_token is None:
-            bonus_token = inverse_cdf(target, u[parts.bonus_purpose])
+        fresh = parts.bonus_purpose == "fresh"  # the bonus draws on the events the refresh draws on
+        bonus_token = fresh_draw(target, u, laws) if fresh else inverse_cdf(target, u[parts.bonus_purpose])
         corrected = torch.where(drafted, residual_token, bonus_token)
     k = accepted.long().cumprod(dim=1).sum(dim=1)  # [B]: leading accepted drafts
     return k, torch.where(state.offsets < k[:, None], draft, corrected)
