@@ -277,11 +277,15 @@ def record_verified(
         np.add.at(record.bonus_pit, _pit_bins(_randomised_pits(p, committed, u)[bonus]), 1)
 
 
+def mass_below(probs: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+    """[..., V] laws, [...] tokens -> [...] F(token - 1), the mass of the tokens before each."""
+    return torch.where(torch.arange(probs.shape[-1]) < tokens[..., None], probs, 0.0).sum(dim=-1)
+
+
 def _randomised_pits(probs: torch.Tensor, tokens: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
     """[..., V] laws, [...] tokens and uniforms -> [...] F(token - 1) + u p(token), clamped to [0, 1]:
     Uniform(0, 1) when token ~ probs and u ~ U(0, 1) independent."""
-    below = torch.where(torch.arange(probs.shape[-1]) < tokens[..., None], probs, 0.0).sum(dim=-1)
-    return (below + u * probs.gather(-1, tokens[..., None])[..., 0]).clamp(0.0, 1.0)
+    return (mass_below(probs, tokens) + u * probs.gather(-1, tokens[..., None])[..., 0]).clamp(0.0, 1.0)
 
 
 def _pit_bins(pits: torch.Tensor) -> npt.NDArray[np.int64]:
@@ -405,11 +409,9 @@ class Calibration:
     variance: tuple[int, ...]
 
 
-def compute_calibration(problem: Problem, tokens: tuple[int, ...], probs: torch.Tensor | None = None) -> Calibration:
-    """The calibration of one finished sample from its [L, V] teacher-forced probs (computed
-    here when not given)."""
-    probs = teacher_forced_probs(problem, tokens) if probs is None else probs
-    return compute_calibrations(probs[None], [tokens])[0]
+def compute_calibration(problem: Problem, tokens: tuple[int, ...]) -> Calibration:
+    """The calibration of one finished sample (`compute_calibrations` of its teacher forcing)."""
+    return compute_calibrations(teacher_forced_probs(problem, tokens)[None], [tokens])[0]
 
 
 def compute_calibrations(probs: torch.Tensor, samples: list[tuple[int, ...]]) -> list[Calibration]:
@@ -422,7 +424,7 @@ def compute_calibrations(probs: torch.Tensor, samples: list[tuple[int, ...]]) ->
     second = torch.where(live, probs * log_probs**2, 0.0).sum(dim=-1)
     variance = torch.clamp(second - entropy**2, min=0.0).tolist()
     p_token = probs.gather(-1, tokens[..., None])[..., 0]
-    below = torch.where(torch.arange(probs.shape[-1]) < tokens[..., None], probs, 0.0).sum(dim=-1).tolist()
+    below = mass_below(probs, tokens).tolist()
     surprise = (-torch.log(p_token) - entropy).tolist()
     out = []
     for b, p_row in enumerate(p_token.tolist()):
@@ -542,13 +544,14 @@ def count_samples(
             samples = decode_samples(recorded, problem, noises, record)
             check_lengths(strategy, problem, samples)
             probs = teacher_forced_probs_batch(problem, samples) if calibration and cache is None else None
-            known = None
+            known: list[Calibration | None] = [None] * len(samples)
+            uniforms: list[list[float] | None] = [None] * len(samples)
             if probs is not None:  # the batch's calibrations and PIT uniforms, in tensor passes
                 cells = torch.arange(problem.layout.num_cells).expand(len(noises), -1)
-                uniforms = keyed_uniforms(sample_streams(list(noises), cells.device), AUX_PURPOSE, 0, cells)
-                known = list(zip(compute_calibrations(probs, samples), uniforms.tolist(), strict=True))
+                known = list(compute_calibrations(probs, samples))
+                uniforms = keyed_uniforms(sample_streams(list(noises), cells.device), AUX_PURPOSE, 0, cells).tolist()
             for i, (noise, tokens) in enumerate(zip(noises, samples, strict=True)):
-                count_one(tables, problem, tokens, noise, calibration, cache, None if known is None else known[i])
+                count_one(tables, problem, tokens, noise, calibration, cache, known[i], uniforms[i])
                 if progress is not None:
                     progress(start + i + 1)
     return tables
@@ -571,11 +574,12 @@ def count_one(
     noise: KeyedRandomness,
     calibration: bool,
     cache: dict[tuple[int, ...], Calibration] | None,
-    known: tuple[Calibration, list[float]] | None = None,
+    known: Calibration | None = None,
+    uniforms: list[float] | None = None,
 ) -> None:
     """Count one decoded sample of the right length (its token tables and, with `calibration`,
-    its teacher-forced PIT and surprise; `known`: its calibration and PIT uniforms, if computed
-    for its batch)."""
+    its teacher-forced PIT and surprise; `known`, `uniforms`: its calibration and PIT uniforms,
+    when computed for its batch)."""
     record_tokens(tables, problem, tokens)
     if calibration:
-        record_calibration(tables, problem, tokens, noise, cache, *(known or (None, None)))
+        record_calibration(tables, problem, tokens, noise, cache, known, uniforms)

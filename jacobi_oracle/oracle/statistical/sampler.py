@@ -22,7 +22,7 @@ from .counts import BATCH, Calibration, CountTables, count_samples, is_enumerabl
 
 CHUNK = 200  # samples per task: small enough to report progress and to keep workers balanced
 # a BatchStrategy decodes a whole task in one batched run, so its tasks are one batch each
-# (2000 samples: sjd on transformer-16 decodes 1,341 samples/s in batches of 200, 1,776 in 2000)
+# (2000 samples: on transformer-16 batches of 200 decoded 25% slower, 2026-12-04)
 
 
 @dataclass(frozen=True)
