@@ -4,8 +4,8 @@ One pass (= one step):
     1. windows  = schedule.windows(state)                     which cells are queried
     2. drafts   = initial_drafter for drafted cells lacking one
     3. p        = forward_pass(committed + drafts, mask)       ONE model call
-    4. commits  = verifier.verify(window, p) for each window, top to bottom
-    5. drafts   = refresher.refresh(cell, p) for cells after each window's rejection
+    4. verdicts = verifier.verify(window, p) for each window, top to bottom
+    5. commits, and drafts = refresher.refresh(cell, p) for cells after each window's rejection
 """
 
 from __future__ import annotations
@@ -17,20 +17,29 @@ import torch
 from jacobi_oracle.spec.errors import UnsupportedStrategyError
 from jacobi_oracle.spec.model import Problem
 from jacobi_oracle.spec.randomness import Randomness
-from jacobi_oracle.spec.strategy import IterationTrace, PhasedDecoder
+from jacobi_oracle.spec.strategy import IterationTrace, VerifyRefreshDecoder
 
 from .drafters import InitialDrafter, Refresher
 from .keys import Key, committed_keys, run_queries
 from .masks import Mask
 from .schedules import Schedule
 from .state import Draft, JacobiState, Window
-from .verifiers import Verifier
+from .verifiers import Verifier, WindowOutcome
 
 Plan = tuple[JacobiState, tuple[Window, ...]]  # the state with its drafts filled, and the windows
 
 
+@dataclass(frozen=True)
+class Verified:
+    """Step 4's outcome: the state the pass saw, p at every window cell, each window's verdict."""
+
+    state: JacobiState
+    target_probs: dict[int, torch.Tensor]
+    outcomes: tuple[WindowOutcome, ...]
+
+
 @dataclass
-class ComposedStrategy(PhasedDecoder[JacobiState, Plan, dict[int, torch.Tensor]]):
+class ComposedStrategy(VerifyRefreshDecoder[JacobiState, Plan, dict[int, torch.Tensor], Verified]):
     name: str
     schedule: Schedule
     initial_drafter: InitialDrafter | None  # None: the schedule's windows never carry drafts (ZipAR)
@@ -65,12 +74,42 @@ class ComposedStrategy(PhasedDecoder[JacobiState, Plan, dict[int, torch.Tensor]]
         """Step 3."""
         return self.query_windows(problem, *plan)
 
-    def conclude(
-        self, problem: Problem, plan: Plan, output: dict[int, torch.Tensor], randomness: Randomness
-    ) -> tuple[JacobiState, IterationTrace]:
-        """Steps 4 and 5."""
+    def verify(self, problem: Problem, plan: Plan, output: dict[int, torch.Tensor], randomness: Randomness) -> Verified:
+        """Step 4: verify each window, top to bottom (on the state as the pass saw it)."""
         state, windows = plan
-        return self.commit_and_refresh(problem, state, windows, output, randomness)
+        outcomes = tuple(self.verifier.verify(problem, state, w, output, randomness) for w in windows)
+        return Verified(state, output, outcomes)
+
+    def refresh(
+        self, problem: Problem, verified: Verified, randomness: Randomness
+    ) -> tuple[JacobiState, IterationTrace]:
+        """Step 5: commit each window's tokens and redraft the cells after its rejection."""
+        state, target_probs = verified.state, verified.target_probs
+        committed = list(state.committed)
+        drafts: dict[int, Draft | None] = {}
+        proposed: list[int] = []
+        accepted: list[int] = []
+        for outcome in verified.outcomes:
+            for cell, token in outcome.committed.items():
+                committed[cell] = token
+                drafts[cell] = None
+            if outcome.unresolved:
+                refresher = self.refresher
+                if refresher is None:
+                    raise UnsupportedStrategyError(
+                        f"{self.name}: cells {outcome.unresolved} are unresolved, but the strategy has no refresher"
+                    )
+                for cell in outcome.unresolved:
+                    drafts[cell] = refresher.refresh(problem, state, cell, target_probs[cell], randomness)
+            proposed += outcome.proposed
+            accepted += outcome.accepted
+        new_commits = tuple(
+            sorted(c for c in range(len(committed)) if state.committed[c] is None and committed[c] is not None)
+        )
+        new_state = replace(state.with_drafts(drafts), committed=tuple(committed), iteration=state.iteration + 1)
+        if self.remember_targets:
+            new_state = replace(new_state, targets=remembered_targets(problem, new_state, target_probs))
+        return new_state, IterationTrace(tuple(proposed), tuple(accepted), new_commits)
 
     def fill_drafts(
         self, problem: Problem, state: JacobiState, windows: tuple[Window, ...], randomness: Randomness
@@ -110,42 +149,6 @@ class ComposedStrategy(PhasedDecoder[JacobiState, Plan, dict[int, torch.Tensor]]
         ]
         probs = run_queries(problem, keys, query_cells, visible)
         return {cell: probs[i] for i, cell in enumerate(query_cells)}
-
-    def commit_and_refresh(
-        self,
-        problem: Problem,
-        state: JacobiState,
-        windows: tuple[Window, ...],
-        target_probs: dict[int, torch.Tensor],
-        randomness: Randomness,
-    ) -> tuple[JacobiState, IterationTrace]:
-        """Steps 4 and 5: verify each window, then redraft the cells after its rejection."""
-        committed = list(state.committed)
-        drafts: dict[int, Draft | None] = {}
-        proposed: list[int] = []
-        accepted: list[int] = []
-        for window in windows:
-            outcome = self.verifier.verify(problem, state, window, target_probs, randomness)
-            for cell, token in outcome.committed.items():
-                committed[cell] = token
-                drafts[cell] = None
-            if outcome.unresolved:
-                refresher = self.refresher
-                if refresher is None:
-                    raise UnsupportedStrategyError(
-                        f"{self.name}: cells {outcome.unresolved} are unresolved, but the strategy has no refresher"
-                    )
-                for cell in outcome.unresolved:
-                    drafts[cell] = refresher.refresh(problem, state, cell, target_probs[cell], randomness)
-            proposed += outcome.proposed
-            accepted += outcome.accepted
-        new_commits = tuple(
-            sorted(c for c in range(len(committed)) if state.committed[c] is None and committed[c] is not None)
-        )
-        new_state = replace(state.with_drafts(drafts), committed=tuple(committed), iteration=state.iteration + 1)
-        if self.remember_targets:
-            new_state = replace(new_state, targets=remembered_targets(problem, new_state, target_probs))
-        return new_state, IterationTrace(tuple(proposed), tuple(accepted), new_commits)
 
 
 def remembered_targets(

@@ -153,6 +153,28 @@ class PhasedDecoder(SteppedDecoder[StateT], Generic[StateT, PlanT, OutT]):
         return self.conclude(problem, plan, self.forward(problem, plan), randomness)
 
 
+VerifiedT = TypeVar("VerifiedT")
+
+
+class VerifyRefreshDecoder(PhasedDecoder[StateT, PlanT, OutT], Generic[StateT, PlanT, OutT, VerifiedT]):
+    """A PhasedDecoder whose random conclusion is itself two phases: `verify` (what the pass
+    commits, and which cells are left for new drafts) then `refresh` (those cells' next drafts).
+    `conclude` is `refresh(verify(...))`. The exact engine runs `verify` once per verification
+    path and `refresh` from each of its outcomes, instead of re-running the verification once
+    per refresh path (a refresh draws a token per cell, so it multiplies the paths)."""
+
+    def verify(self, problem: Problem, plan: PlanT, output: OutT, randomness: Randomness) -> VerifiedT:
+        raise NotImplementedError
+
+    def refresh(self, problem: Problem, verified: VerifiedT, randomness: Randomness) -> tuple[StateT, IterationTrace]:
+        raise NotImplementedError
+
+    def conclude(
+        self, problem: Problem, plan: PlanT, output: OutT, randomness: Randomness
+    ) -> tuple[StateT, IterationTrace]:
+        return self.refresh(problem, self.verify(problem, plan, output, randomness), randomness)
+
+
 def freeze(value: object) -> Hashable:
     """Recursively turn dataclasses, tuples and tensors into nested tuples of plain values."""
     if isinstance(value, torch.Tensor):

@@ -80,3 +80,18 @@ def test_negative_control_a_plain_strategy_with_a_leaky_mask_is_lossy() -> None:
     verdict = check_exact(PlainAR(broken=True), problem)
     assert verdict.total_variation > 1e-6
     assert not verdict.lossless
+
+
+def test_a_probability_buffer_changed_in_place_is_read_anew() -> None:
+    """The engine keeps each tensor's checked values for the other paths of an enumeration; a
+    decoder that reuses one buffer for several laws must still branch on the law it holds now."""
+    buffer = torch.tensor([1.0, 0.0, 0.0], dtype=torch.float64)
+
+    def run(r: BranchingRandomness) -> tuple[int, int]:
+        buffer.copy_(torch.tensor([1.0, 0.0, 0.0], dtype=torch.float64))
+        first = r.categorical(buffer, EventKey("a", 0, 0))
+        buffer.copy_(torch.tensor([0.0, 0.5, 0.5], dtype=torch.float64))  # the same tensor, a new law
+        return first, r.categorical(buffer, EventKey("b", 0, 0))
+
+    outcomes = {value: prob for prob, value in enumerate_outcomes(run)}
+    assert outcomes == {(0, 1): 0.5, (0, 2): 0.5}

@@ -139,3 +139,45 @@ def test_fast_key_leaves_the_exact_law_unchanged_to_the_last_bit(preset: str) ->
     assert with_fast.law == with_generic.law  # float equality: the same merges, summed in the same order
     assert with_fast.pass_distribution == with_generic.pass_distribution
     assert with_fast.states_explored == with_generic.states_explored
+
+
+@dataclass
+class OneRunComposed(ComposedStrategy):
+    """The same decoder with `conclude` overridden (to the very same composition, counted), so
+    the engine enumerates it as one run per path instead of a verify phase then a refresh phase."""
+
+    verifications: int = 0
+
+    def conclude(self, problem: Problem, plan: Any, output: Any, randomness: Any) -> Any:
+        self.verifications += 1
+        return self.refresh(problem, self.verify(problem, plan, output, randomness), randomness)
+
+
+@dataclass
+class CountedComposed(ComposedStrategy):
+    verifications: int = 0
+
+    def verify(self, problem: Problem, plan: Any, output: Any, randomness: Any) -> Any:
+        self.verifications += 1
+        return super().verify(problem, plan, output, randomness)
+
+
+def as_class(strategy: ComposedStrategy, cls: type[ComposedStrategy]) -> Any:
+    return cls(**{f.name: getattr(strategy, f.name) for f in fields(strategy) if f.name != "verifications"})
+
+
+@pytest.mark.parametrize("name", ["sjd", "sjd-sample-above", "mc-sjd-official", "pjd", "accept-reads-draft-key"])
+def test_verify_refresh_split_leaves_the_exact_law_unchanged_to_the_last_bit(name: str) -> None:
+    # accept-reads-draft-key: a refresh that reads a key the verification read (memory across the phases)
+    from jacobi_oracle.mutants.catalogue import MUTANTS, T_HIGH, mutant_problem
+
+    strategy = MUTANTS[name].build() if name in MUTANTS else build_preset(name)
+    assert isinstance(strategy, ComposedStrategy)
+    problem = mutant_problem(MUTANTS[name].sampling if name in MUTANTS else T_HIGH)  # V = 3, 2x2
+    split, whole = as_class(strategy, CountedComposed), as_class(strategy, OneRunComposed)
+    with_split, with_whole = exact_output_law(split, problem), exact_output_law(whole, problem)
+    assert with_split.law == with_whole.law  # float equality: the same products, in the same order
+    assert with_split.pass_distribution == with_whole.pass_distribution
+    assert with_split.reused_keys == with_whole.reused_keys
+    # the two enumerations differ: the split one verifies once per verification path only
+    assert split.verifications < whole.verifications, (split.verifications, whole.verifications)

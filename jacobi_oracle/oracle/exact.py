@@ -28,7 +28,7 @@ from ..reference.keys import causal_query
 from ..spec.errors import JacobiOracleError, UnsupportedStrategyError
 from ..spec.model import Model, Problem
 from ..spec.randomness import EventKey, check_distribution, check_distribution_values, check_probability
-from ..spec.strategy import PhasedDecoder, SteppedDecoder, Strategy, freeze
+from ..spec.strategy import PhasedDecoder, SteppedDecoder, Strategy, VerifyRefreshDecoder, freeze
 
 LOSSLESS_TOLERANCE = 1e-12  # total variation below which two exact laws are called equal
 
@@ -84,6 +84,38 @@ def frozen_memory(memory: Memory) -> Hashable:
     return tuple(sorted(memory.items()))
 
 
+class CheckedLaw:
+    """A probability tensor a path read, its values checked once (spec/randomness.py) and the
+    categorical split of [0, 1) they define, for the other paths of the enumeration that read it."""
+
+    __slots__ = ("_bounds", "_outcomes", "probs", "values", "version")
+
+    def __init__(self, probs: torch.Tensor, version: int, values: list[float]) -> None:
+        self.probs = probs  # held, so that its id (the cache key) is not reused
+        self.version = version  # an in-place change makes a new version: read anew
+        self.values = values
+        self._bounds: list[float] | None = None
+        self._outcomes: list[tuple[int, float, UniformRecord]] | None = None
+
+    def bounds(self) -> list[float]:
+        """u in [bounds[t], bounds[t + 1]) -> token t."""
+        if self._bounds is None:
+            total = math.fsum(self.values)
+            self._bounds = [0.0, *(c / total for c in itertools.accumulate(self.values))]
+        return self._bounds
+
+    def categorical_outcomes(self) -> list[tuple[int, float, UniformRecord]]:
+        """A first read's outcomes: (token, its probability, the interval of u it takes)."""
+        if self._outcomes is None:
+            total, bounds = math.fsum(self.values), self.bounds()
+            self._outcomes = []
+            for t, w in enumerate(self.values):
+                a, b = max(0.0, bounds[t]), min(1.0, bounds[t + 1])
+                if w > 0.0 and b > a:
+                    self._outcomes.append((t, w / total, (a, b)))
+        return self._outcomes
+
+
 class BranchingRandomness:
     """Replays `choices`, then takes outcome 0 of every new event and remembers the rest.
 
@@ -98,11 +130,17 @@ class BranchingRandomness:
         memory: Memory | None = None,
         tracking: NoiseTracking | None = None,
         seen: int = 0,
+        laws: dict[int, CheckedLaw] | None = None,
+        probability: float = 1.0,
     ) -> None:
         self.choices = choices
+        # the checked values of each probability tensor read, shared by the paths of one
+        # enumeration (they re-read the same tensors): by id, with the tensor held (so the id is
+        # not reused) and its version (an in-place change reads it anew)
+        self.laws = laws if laws is not None else {}
         self.taken: list[int] = []
         self.branch_widths: list[int] = []  # outcomes of each event at depth >= len(choices)
-        self.probability = 1.0
+        self.probability = probability  # of the path so far (an earlier phase's, continued)
         self.memory: Memory = dict(memory or {})
         self.tracking = tracking if tracking is not None else NoiseTracking()
         self.seen = seen  # keys some path merged into the start state read (forgotten ones included)
@@ -143,17 +181,18 @@ class BranchingRandomness:
         return self._choose([part for part in parts if part[1] > 0.0], ref)
 
     def categorical(self, probs: torch.Tensor, key: EventKey) -> int:
-        values = self._values(probs, key)
+        law = self._law(probs, key)
         ref: NoiseRef = ("u", key)
-        lo, hi = self._recall(ref) or (0.0, 1.0)
-        total = math.fsum(values)
-        bounds = [0.0, *(c / total for c in itertools.accumulate(values))]  # u in [bounds[t], bounds[t+1]) -> t
+        interval = self._recall(ref)
+        if interval is None or interval == (0.0, 1.0):
+            return self._choose(law.categorical_outcomes(), ref)
+        lo, hi = interval
+        bounds = law.bounds()
         outcomes = []
-        for t, w in enumerate(values):
+        for t, w in enumerate(law.values):
             a, b = max(lo, bounds[t]), min(hi, bounds[t + 1])
             if w > 0.0 and b > a:
-                prob = w / total if (lo, hi) == (0.0, 1.0) else (b - a) / (hi - lo)
-                outcomes.append((t, prob, (a, b)))
+                outcomes.append((t, (b - a) / (hi - lo), (a, b)))
         return self._choose(outcomes, ref)
 
     def gumbel_argmax(self, probs: torch.Tensor, key: EventKey) -> int:
@@ -191,13 +230,19 @@ class BranchingRandomness:
             )
         return self._choose([(t, prob / covered, rec) for t, prob, rec in outcomes], ref)
 
-    @staticmethod
-    def _values(probs: torch.Tensor, key: EventKey) -> list[float]:
+    def _values(self, probs: torch.Tensor, key: EventKey) -> list[float]:
+        return self._law(probs, key).values
+
+    def _law(self, probs: torch.Tensor, key: EventKey) -> CheckedLaw:
+        known = self.laws.get(id(probs))
+        if known is not None and known.probs is probs and known.version == probs._version:
+            return known
         if probs.dim() != 1:
             check_distribution(probs, key)  # raises the shape error
         values: list[float] = probs.tolist()
         check_distribution_values(values, key)
-        return values
+        law = self.laws[id(probs)] = CheckedLaw(probs, probs._version, values)
+        return law
 
     def siblings(self) -> Iterator[tuple[int, ...]]:
         """Choice prefixes of the paths that branch off this one at its new events."""
@@ -270,12 +315,15 @@ def enumerate_runs(
     memory: Memory | None = None,
     tracking: NoiseTracking | None = None,
     seen: int = 0,
+    probability: float = 1.0,
 ) -> Iterator[tuple[float, T, BranchingRandomness]]:
-    """`enumerate_outcomes`, with each path's randomness (its memory and the keys it read)."""
+    """`enumerate_outcomes`, with each path's randomness (its memory and the keys it read).
+    `probability`: of the path that led here (the outcomes' probabilities continue its product)."""
     tracking = tracking if tracking is not None else NoiseTracking()
     stack: list[tuple[int, ...]] = [()]
+    laws: dict[int, CheckedLaw] = {}
     while stack:
-        randomness = BranchingRandomness(stack.pop(), memory, tracking, seen)
+        randomness = BranchingRandomness(stack.pop(), memory, tracking, seen, laws, probability)
         value = run(randomness)
         yield randomness.probability, value, randomness
         stack.extend(randomness.siblings())
@@ -467,17 +515,25 @@ def _stepped_law(
 
 
 def _runs(
-    run: Callable[[BranchingRandomness], Any], node: _Node, tracking: NoiseTracking
+    run: Callable[[BranchingRandomness], Any],
+    node: _Node,
+    tracking: NoiseTracking,
+    mid_step: bool = False,
+    probability: float = 1.0,
 ) -> Iterator[tuple[float, _Node]]:
-    """The outcomes of one phase run from `node`, as nodes (kept memory, keys read so far)."""
-    for prob, value, randomness in enumerate_runs(run, node.memory, tracking, node.seen):
-        yield prob, _Node(value, tracking.kept(randomness.memory), prob, node.seen | randomness.read)
+    """The outcomes of one phase run from `node`, as nodes (kept memory, keys read so far).
+    `mid_step`: another phase of the same step follows, so the whole memory is handed on (what
+    a step forgets, it forgets at its end). `probability`: of the path so far in this step."""
+    for prob, value, randomness in enumerate_runs(run, node.memory, tracking, node.seen, probability):
+        memory = randomness.memory if mid_step else tracking.kept(randomness.memory)
+        yield prob, _Node(value, memory, prob, node.seen | randomness.read)
 
 
 def _step_outcomes(
     strategy: SteppedDecoder[Any], problem: Problem, node: _Node, tracking: NoiseTracking
 ) -> Iterator[tuple[float, _Node]]:
-    """The law of the state after one step. Phased decoders: one forward pass per proposal."""
+    """The law of the state after one step. Phased decoders: one forward pass per proposal;
+    verify-refresh decoders: the refresh enumerated from each verification outcome."""
     state = node.value
     # a subclass that overrides `step` is not described by its phases any more
     if not isinstance(strategy, PhasedDecoder) or type(strategy).step is not PhasedDecoder.step:
@@ -487,14 +543,31 @@ def _step_outcomes(
     plan_key = _plan_key_of(strategy)
     for prob, plan in _runs(lambda r: strategy.propose(problem, state, r), node, tracking):
         _merge_into(plans, (plan_key(plan.value), frozen_memory(plan.memory)), plan.value, plan.memory, prob, plan.seen)
+    # a subclass that overrides `conclude` is not described by its verify and refresh phases any more
+    split = isinstance(strategy, VerifyRefreshDecoder) and type(strategy).conclude is VerifyRefreshDecoder.conclude
     for plan in plans.values():
         output = strategy.forward(problem, plan.value)
+        if not split:
 
-        def conclude(r: BranchingRandomness, plan: Any = plan.value, output: Any = output) -> Any:
-            return strategy.conclude(problem, plan, output, r)[0]
+            def conclude(r: BranchingRandomness, plan: Any = plan.value, output: Any = output) -> Any:
+                return strategy.conclude(problem, plan, output, r)[0]
 
-        for prob, after in _runs(conclude, plan, tracking):
-            yield plan.weight * prob, after
+            for prob, after in _runs(conclude, plan, tracking):
+                yield plan.weight * prob, after
+            continue
+        assert isinstance(strategy, VerifyRefreshDecoder)
+
+        def verify(r: BranchingRandomness, plan: Any = plan.value, output: Any = output) -> Any:
+            return strategy.verify(problem, plan, output, r)
+
+        for verified_prob, verified in _runs(verify, plan, tracking, mid_step=True):
+
+            def refresh(r: BranchingRandomness, verified: Any = verified.value) -> Any:
+                return strategy.refresh(problem, verified, r)[0]
+
+            # the refresh continues the verification path's product: the same rounding as one run
+            for prob, after in _runs(refresh, verified, tracking, probability=verified_prob):
+                yield plan.weight * prob, after
 
 
 def _whole_run_law(strategy: Strategy, problem: Problem, tracking: NoiseTracking) -> tuple[Law, dict[int, float], int]:
