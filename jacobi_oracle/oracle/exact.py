@@ -30,6 +30,7 @@ from ..spec.model import Model, Problem
 from ..spec.randomness import EventKey, check_distribution, check_distribution_values, check_probability
 from ..spec.strategy import PhasedDecoder, SteppedDecoder, Strategy, VerifyRefreshDecoder, freeze
 
+LAWS_KEPT = 64  # checked laws an enumeration keeps: a step's paths re-read a window's p and q
 LOSSLESS_TOLERANCE = 1e-12  # total variation below which two exact laws are called equal
 
 Law = dict[tuple[int, ...], float]
@@ -241,6 +242,8 @@ class BranchingRandomness:
             check_distribution(probs, key)  # raises the shape error
         values: list[float] = probs.tolist()
         check_distribution_values(values, key)
+        if len(self.laws) >= LAWS_KEPT:  # a whole run makes new tensors on every path: keep few
+            self.laws.clear()
         law = self.laws[id(probs)] = CheckedLaw(probs, probs._version, values)
         return law
 
