@@ -1,6 +1,7 @@
 """accelerated/ equals reference/ token for token on keyed noise (CPU, float64).
 
-Toy models go through the query contract (no cache); the tiny LlamaGen goes through the
+The toy models go through their batched causal queries (spec/model.md; the hash model with
+end-of-row tokens through the per-query contract, no cache); the tiny LlamaGen goes through the
 static KV cache. Hypothesis picks the grid, window, sampling, batch size and CFG.
 """
 

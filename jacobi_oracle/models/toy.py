@@ -9,7 +9,10 @@
 
 The third toy, a seedable random transformer, is models/transformer.py's `TinyTransformer`.
 
-All expose `token_embeddings` ([V, D]) so relaxed verifiers have latent neighbours.
+All expose `token_embeddings` ([V, D]) so relaxed verifiers have latent neighbours. `HashModel`
+and `MarkovGrid` also answer raster-causal queries for a whole batch in one call
+(spec/model.md, "Batched causal queries"), so the accelerated decoders and the statistical
+engine sample them in batches instead of one Python query at a time.
 """
 
 from __future__ import annotations
@@ -66,6 +69,7 @@ class HashModel:
         self.sharpness = sharpness
         self.seed = seed
         self.token_embeddings = hash_normal(seed + 7, torch.arange(vocab_size)[:, None], torch.arange(4)[None, :])
+        self.answers_causal_batches = True  # spec.model.CausalBatchModel
 
     def logits(
         self,
@@ -92,6 +96,33 @@ class HashModel:
         neighbour = (dist == 1) | (dist == self.row_stride)
         weight = torch.where(neighbour, self.locality, 1.0).to(torch.float64) * visible
         return self.sharpness * (base + (weight[:, :, None] * g).sum(dim=1))
+
+    def causal_logits(
+        self,
+        classes: torch.Tensor,
+        tokens: torch.Tensor,
+        queries: torch.Tensor,
+        cache: dict[str, torch.Tensor] | None = None,
+        start: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """spec.model.CausalBatchModel: `logits` of every query t = queries[b, w] with the keys
+        tokens[b, :t] at positions 0 .. t - 1, all visible: the same terms, the keys at or after t
+        weighted 0 (their sum rounds differently from `logits`' shorter sum: ~1e-16 relative).
+        Cheap enough to recompute: the cache is not used."""
+        n = tokens.shape[1]
+        v = torch.arange(self.vocab_size)
+        qp = queries[:, :, None]  # [B, W, 1]
+        base = hash_normal(self.seed, qp, v)  # [B, W, V]
+        with_class = hash_normal(self.seed + 1, classes[:, None, None], qp, v)
+        base = torch.where((classes == self.num_classes)[:, None, None], base, base + with_class)
+        kp = torch.arange(n)
+        g = hash_normal(
+            self.seed + 2, kp[None, None, :, None], tokens[:, None, :, None], qp[..., None], v
+        )  # [B, W, N, V]
+        dist = qp - kp  # [B, W, N]
+        neighbour = (dist == 1) | (dist == self.row_stride)
+        weight = torch.where(neighbour, self.locality, 1.0).to(torch.float64) * (dist > 0)
+        return self.sharpness * (base + (weight[..., None] * g).sum(dim=2))
 
 
 class MarkovGrid:
@@ -120,6 +151,7 @@ class MarkovGrid:
             seed + 1, torch.arange(max(num_classes, 1))[:, None], torch.arange(vocab_size)[None, :]
         )
         self.token_embeddings = self.table[:vocab_size, vocab_size, :].clone()
+        self.answers_causal_batches = True  # spec.model.CausalBatchModel
 
     def logits(
         self,
@@ -137,6 +169,30 @@ class MarkovGrid:
         if condition is not None:
             rows = rows + self.class_bias[condition]
         return self.sharpness * rows
+
+    def causal_logits(
+        self,
+        classes: torch.Tensor,
+        tokens: torch.Tensor,
+        queries: torch.Tensor,
+        cache: dict[str, torch.Tensor] | None = None,
+        start: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """spec.model.CausalBatchModel: `logits` of every query t = queries[b, w] with the keys
+        tokens[b, :t] at positions 0 .. t - 1, all visible: the left and above tokens read from
+        the sequence (the same table rows, so the same values bit for bit). No cache needed."""
+        absent = self.vocab_size
+        padded = torch.cat([tokens.long(), torch.full((tokens.shape[0], 1), absent)], dim=1)  # [B, N + 1]
+        n = tokens.shape[1]
+
+        def token_at(wanted: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
+            return padded.gather(1, torch.where(present, wanted, n))  # the absent column where not present
+
+        left = token_at(queries - 1, queries % self.width != 0)
+        above = token_at(queries - self.width, queries >= self.width)
+        rows = self.table[left, above]  # [B, W, V]
+        conditioned = rows + self.class_bias[classes.clamp(max=self.class_bias.shape[0] - 1)][:, None, :]
+        return self.sharpness * torch.where((classes == self.num_classes)[:, None, None], rows, conditioned)
 
     def _visible_token(
         self, key_tokens: torch.Tensor, key_positions: torch.Tensor, visible: torch.Tensor, wanted: torch.Tensor

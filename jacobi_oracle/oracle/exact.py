@@ -20,13 +20,13 @@ from collections.abc import Callable, Hashable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import product
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import torch
 
 from ..reference.keys import causal_query
 from ..spec.errors import JacobiOracleError, UnsupportedStrategyError
-from ..spec.model import Model, Problem
+from ..spec.model import CausalBatchModel, Model, Problem
 from ..spec.randomness import EventKey, check_distribution, check_distribution_values, check_probability
 from ..spec.strategy import PhasedDecoder, SteppedDecoder, Strategy, VerifyRefreshDecoder, freeze
 
@@ -333,7 +333,9 @@ def enumerate_runs(
 
 
 class MemoModel:
-    """Wraps a model; identical calls are answered from a cache."""
+    """Wraps a model; identical calls are answered from a cache. Its answers are the model's
+    own, so a model with batched causal queries keeps them (passed through, not memoised:
+    a batch is one call over tensors, and its queries rarely repeat)."""
 
     def __init__(self, model: Model) -> None:
         self.model = model
@@ -342,8 +344,24 @@ class MemoModel:
         self.num_positions = model.num_positions
         self.token_embeddings = getattr(model, "token_embeddings", None)  # relaxed verifiers read it
         self.accepts_query_keys = getattr(model, "accepts_query_keys", False)  # LPD position queries
+        # spec.model.CausalBatchModel, when the model's own class has it (causal_batch_model's rule)
+        self.answers_causal_batches = callable(getattr(type(model), "causal_logits", None)) and bool(
+            getattr(model, "answers_causal_batches", False)
+        )
         self.cache: dict[Hashable, torch.Tensor] = {}
         self.calls = 0
+
+    def causal_logits(
+        self,
+        classes: torch.Tensor,
+        tokens: torch.Tensor,
+        queries: torch.Tensor,
+        cache: dict[str, torch.Tensor] | None = None,
+        start: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        if not self.answers_causal_batches:
+            raise UnsupportedStrategyError(f"{type(self.model).__name__} does not answer batched causal queries")
+        return cast(CausalBatchModel, self.model).causal_logits(classes, tokens, queries, cache, start)
 
     def logits(
         self,

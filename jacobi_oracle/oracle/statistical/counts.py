@@ -29,7 +29,7 @@ from ...spec.acceptance import RESIDUAL_MASS_FLOOR, compute_residual, compute_re
 from ...spec.errors import InvalidParameterError
 from ...spec.layout import Layout
 from ...spec.model import Model, Problem, causal_batch_model
-from ...spec.randomness import EventKey, KeyedRandomness, Randomness
+from ...spec.randomness import KeyedRandomness, Randomness
 from ...spec.sampling import Sampling
 from ...spec.strategy import BatchStrategy, Decoded, SteppedDecoder, Strategy
 from ..exact import MemoModel, single_threaded
@@ -59,10 +59,14 @@ def is_enumerable(problem: Problem) -> bool:
 
 def sequence_index(tokens: tuple[int, ...], vocab_size: int) -> int:
     """The rank of `tokens` in `itertools.product(range(V), repeat=L)` order (base-V digits)."""
-    index = 0
-    for token in tokens:
-        index = index * vocab_size + token
-    return index
+    return int(sequence_ranks(np.array([tokens], dtype=np.int64), vocab_size)[0])
+
+
+def sequence_ranks(tokens: IntArray, vocab_size: int) -> IntArray:
+    """[B, L] sequences -> [B] `sequence_index` of each (exact while V^L fits int64)."""
+    weights: IntArray = vocab_size ** np.arange(tokens.shape[1] - 1, -1, -1, dtype=np.int64)
+    ranks: IntArray = tokens @ weights
+    return ranks
 
 
 def empty_counts(*shape: int) -> IntArray:
@@ -75,7 +79,12 @@ def bucket_count(vocab_size: int, limit: int) -> int:
 
 def bucket_of(token: int, vocab_size: int, buckets: int) -> int:
     """Token id -> bucket: contiguous id ranges of (nearly) equal size."""
-    return token * buckets // vocab_size
+    return int(buckets_of(np.array(token), vocab_size, buckets))
+
+
+def buckets_of(tokens: IntArray, vocab_size: int, buckets: int) -> IntArray:
+    """`bucket_of` of every token id."""
+    return tokens * buckets // vocab_size
 
 
 def adjacent_pairs(problem: Problem) -> tuple[tuple[int, int], ...]:
@@ -433,46 +442,80 @@ def compute_calibrations(probs: torch.Tensor, samples: list[tuple[int, ...]]) ->
     return out
 
 
+def sample_calibrations(
+    problem: Problem, samples: list[tuple[int, ...]], cache: dict[tuple[int, ...], Calibration] | None = None
+) -> list[Calibration]:
+    """The calibration of every finished sample: from `cache` (sequence -> Calibration, filled
+    here; worth it where sequences repeat, i.e. an enumerable problem), else from one batched
+    teacher-forced call where the model answers batched causal queries, else one pass each."""
+    if cache is None:
+        probs = teacher_forced_probs_batch(problem, samples)
+        if probs is not None:
+            return compute_calibrations(probs, samples)
+        return [compute_calibration(problem, tokens) for tokens in samples]
+    for tokens in samples:
+        if tokens not in cache:
+            cache[tokens] = compute_calibration(problem, tokens)
+    return [cache[tokens] for tokens in samples]
+
+
+def pit_uniforms(noises: list[KeyedRandomness], num_cells: int) -> npt.NDArray[np.float64]:
+    """[B, L] the teacher-forced PIT's uniforms: each sample's keyed (AUX_PURPOSE, 0, cell) events."""
+    cells = torch.arange(num_cells).expand(len(noises), -1)
+    return keyed_uniforms(sample_streams(list(noises), cells.device), AUX_PURPOSE, 0, cells).numpy()
+
+
+def record_calibrations(
+    tables: CountTables, calibrations: list[Calibration], uniforms: npt.NDArray[np.float64]
+) -> None:
+    """Teacher-forced PIT and surprise of B samples ([B, L] `uniforms`: their PITs' keyed
+    uniforms): per cell the randomised PIT F(x - 1) + u p(x) into its bin, the fixed-point
+    surprise and variance into their sums; a token impossible under AR (p(x) = 0) is counted
+    apart, a certain failure kept out of the sums."""
+    below = np.array([c.below for c in calibrations], dtype=np.float64).reshape(uniforms.shape)
+    p_token = np.array([c.p_token for c in calibrations], dtype=np.float64).reshape(uniforms.shape)
+    possible = np.array([[s is not None for s in c.surprise] for c in calibrations], dtype=bool).reshape(uniforms.shape)
+    surprise = np.array([[0 if s is None else s for s in c.surprise] for c in calibrations], dtype=np.int64)
+    variance = np.array([c.variance for c in calibrations], dtype=np.int64).reshape(uniforms.shape)
+    pit = np.clip(below + uniforms * p_token, 0.0, 1.0)[possible]
+    bins = np.minimum(np.floor(pit * PIT_BINS).astype(np.int64), PIT_BINS - 1)
+    tables.pit[...] += np.bincount(bins, minlength=PIT_BINS)
+    tables.surprise[0] += possible.size
+    tables.surprise[1] += int((~possible).sum())
+    tables.surprise[2] += int(surprise.reshape(uniforms.shape)[possible].sum())
+    tables.surprise[3] += int(variance[possible].sum())
+
+
 def record_calibration(
     tables: CountTables,
     problem: Problem,
     tokens: tuple[int, ...],
     aux: KeyedRandomness,
     cache: dict[tuple[int, ...], Calibration] | None = None,
-    known: Calibration | None = None,
-    uniforms: list[float] | None = None,
 ) -> None:
-    """Teacher-forced PIT and surprise of one sample. `cache` (sequence -> Calibration) saves
-    the forward pass for sequences seen before: only worth it when there are few of them.
-    `known`: its calibration, when a batched call computed it; `uniforms`: the PIT's keyed
-    uniforms of its cells (`aux` at (AUX_PURPOSE, 0, cell)), when hashed for a batch."""
-    calibration = known if known is not None else cache.get(tokens) if cache is not None else None
-    if calibration is None:
-        calibration = compute_calibration(problem, tokens)
-        if cache is not None:
-            cache[tokens] = calibration
-    for cell, surprise in enumerate(calibration.surprise):
-        tables.surprise[0] += 1
-        if surprise is None:
-            tables.surprise[1] += 1  # impossible under AR: a certain failure, kept out of the sums
-            continue
-        u = aux.uniform(EventKey(AUX_PURPOSE, 0, cell)) if uniforms is None else uniforms[cell]
-        pit = calibration.below[cell] + u * calibration.p_token[cell]
-        tables.pit[pit_bin(min(max(pit, 0.0), 1.0))] += 1
-        tables.surprise[2] += surprise
-        tables.surprise[3] += calibration.variance[cell]
+    """`record_calibrations` of one sample, its PIT uniforms from its `aux` noise. `cache`
+    (sequence -> Calibration) saves the forward pass for sequences seen before."""
+    calibration = sample_calibrations(problem, [tokens], cache)
+    record_calibrations(tables, calibration, pit_uniforms([aux], problem.layout.num_cells))
 
 
-def record_tokens(tables: CountTables, problem: Problem, tokens: tuple[int, ...]) -> None:
-    vocab = problem.model.vocab_size
+def record_tokens(tables: CountTables, problem: Problem, samples: list[tuple[int, ...]]) -> None:
+    """The token tables of B samples of L cells: per-cell (bucket) counts, adjacent-pair joint
+    (bucket) counts and, where V^L is small, whole-sequence counts."""
+    vocab, cells = problem.model.vocab_size, problem.layout.num_cells
     bp, bq = tables.position.shape[1], tables.pairs.shape[1]
-    tables.samples[0] += 1
-    for cell, token in enumerate(tokens):
-        tables.position[cell, bucket_of(token, vocab, bp)] += 1
-    for i, (a, b) in enumerate(adjacent_pairs(problem)):
-        tables.pairs[i, bucket_of(tokens[a], vocab, bq), bucket_of(tokens[b], vocab, bq)] += 1
+    tokens = np.array(samples, dtype=np.int64).reshape(len(samples), cells)
+    tables.samples[0] += len(samples)
+    flat = np.arange(cells) * bp + buckets_of(tokens, vocab, bp)  # [B, L]: (cell, bucket)
+    tables.position[...] += np.bincount(flat.ravel(), minlength=cells * bp).reshape(cells, bp)
+    pairs = adjacent_pairs(problem)
+    if pairs:
+        first, second = (np.array(side, dtype=np.int64) for side in zip(*pairs, strict=True))
+        joint = (np.arange(len(pairs)) * bq + buckets_of(tokens[:, first], vocab, bq)) * bq  # [B, P]: (pair, bucket, .)
+        joint += buckets_of(tokens[:, second], vocab, bq)
+        tables.pairs[...] += np.bincount(joint.ravel(), minlength=tables.pairs.size).reshape(tables.pairs.shape)
     if tables.sequences.size:
-        tables.sequences[sequence_index(tokens, vocab)] += 1
+        tables.sequences[...] += np.bincount(sequence_ranks(tokens, vocab), minlength=tables.sequences.size)
 
 
 def memoised(problem: Problem) -> Problem:
@@ -543,17 +586,12 @@ def count_samples(
             record.aux = noises[0]  # the verifier records of a one-by-one sample read its noise
             samples = decode_samples(recorded, problem, noises, record)
             check_lengths(strategy, problem, samples)
-            probs = teacher_forced_probs_batch(problem, samples) if calibration and cache is None else None
-            known: list[Calibration | None] = [None] * len(samples)
-            uniforms: list[list[float] | None] = [None] * len(samples)
-            if probs is not None:  # the batch's calibrations and PIT uniforms, in tensor passes
-                cells = torch.arange(problem.layout.num_cells).expand(len(noises), -1)
-                known = list(compute_calibrations(probs, samples))
-                uniforms = keyed_uniforms(sample_streams(list(noises), cells.device), AUX_PURPOSE, 0, cells).tolist()
-            for i, (noise, tokens) in enumerate(zip(noises, samples, strict=True)):
-                count_one(tables, problem, tokens, noise, calibration, cache, known[i], uniforms[i])
-                if progress is not None:
-                    progress(start + i + 1)
+            record_tokens(tables, problem, samples)
+            if calibration:
+                calibrations = sample_calibrations(problem, samples, cache)
+                record_calibrations(tables, calibrations, pit_uniforms(noises, problem.layout.num_cells))
+            if progress is not None:
+                progress(start + len(part))
     return tables
 
 
@@ -565,21 +603,3 @@ def check_lengths(strategy: Strategy, problem: Problem, samples: list[tuple[int,
                 f"{getattr(strategy, 'name', strategy)!r} returned {len(tokens)} tokens "
                 f"for {problem.layout.num_cells} cells"
             )
-
-
-def count_one(
-    tables: CountTables,
-    problem: Problem,
-    tokens: tuple[int, ...],
-    noise: KeyedRandomness,
-    calibration: bool,
-    cache: dict[tuple[int, ...], Calibration] | None,
-    known: Calibration | None = None,
-    uniforms: list[float] | None = None,
-) -> None:
-    """Count one decoded sample of the right length (its token tables and, with `calibration`,
-    its teacher-forced PIT and surprise; `known`, `uniforms`: its calibration and PIT uniforms,
-    when computed for its batch)."""
-    record_tokens(tables, problem, tokens)
-    if calibration:
-        record_calibration(tables, problem, tokens, noise, cache, known, uniforms)
