@@ -515,7 +515,8 @@ class AcceleratedWindowDecoder:
         is recorded (exact and greedy verification, SJD at window 1 included; not AR, not fixed
         noise): the statistical engine's verifier tests, oracle/statistical/counts.py."""
         check_batch(conditions, randomness)
-        problems = [Problem(model, c, layout, sampling) for c in conditions]
+        by_condition = {c: Problem(model, c, layout, sampling) for c in set(conditions)}  # checked once each
+        problems = [by_condition[c] for c in conditions]
         backend, device = self._backend(model, problems)
         streams = sample_streams(randomness, device)
         ar = self.window == 1 and self.parts.verify == "exact"  # no cell is ever drafted: the plain AR step
@@ -608,15 +609,19 @@ class AcceleratedWindowDecoder:
     def _results(state: WindowState, records: list[torch.Tensor], num_cells: int) -> list[Decoded]:
         tokens = state.tokens[:, :num_cells].tolist()
         history = torch.stack(records).tolist()  # [T, 4, B]: one transfer at the end
+        made: dict[tuple[int, int, int, int], IterationTrace] = {}  # frozen: samples share them
         out = []
         for b, row in enumerate(tokens):
             traces = []
             for frontier, k, n, num_drafted in history:
-                f, kb, nb, db = frontier[b], k[b], n[b], num_drafted[b]
+                key = f, kb, nb, db = frontier[b], k[b], n[b], num_drafted[b]
                 if f >= num_cells:
                     break
-                proposed, accepted = range(f, f + min(kb + 1, db)), range(f, f + kb)
-                traces.append(IterationTrace(tuple(proposed), tuple(accepted), tuple(range(f, f + min(kb + 1, nb)))))
+                trace = made.get(key)
+                if trace is None:  # proposed, accepted, committed cells
+                    cells = tuple(range(f, f + max(min(kb + 1, db), min(kb + 1, nb))))
+                    trace = made[key] = IterationTrace(cells[: min(kb + 1, db)], cells[:kb], cells[: min(kb + 1, nb)])
+                traces.append(trace)
             out.append(Decoded(tuple(row), len(traces), tuple(traces)))
         return out
 
