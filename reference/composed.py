@@ -106,7 +106,7 @@ class ComposedStrategy(VerifyRefreshDecoder[JacobiState, Plan, dict[int, torch.T
         new_commits = tuple(
             sorted(c for c in range(len(committed)) if state.committed[c] is None and committed[c] is not None)
         )
-        new_state = replace(state.with_drafts(drafts), committed=tuple(committed), iteration=state.iteration + 1)
+        new_state = JacobiState(tuple(committed), state.with_drafts(drafts).drafts, state.iteration + 1, state.targets)
         if self.remember_targets:
             new_state = replace(new_state, targets=remembered_targets(problem, new_state, target_probs))
         return new_state, IterationTrace(tuple(proposed), tuple(accepted), new_commits)

@@ -3,19 +3,26 @@
 from __future__ import annotations
 
 from collections.abc import Hashable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import torch
 
 
 def tensor_key(tensor: torch.Tensor) -> Hashable:
     """`spec.strategy.freeze` of a tensor (dtype, shape, exact bytes), without its detour
-    through detach / cpu when the tensor is already a plain CPU tensor."""
+    through detach / cpu when the tensor is already a plain CPU tensor. A decoder's p is the
+    q of many drafts on many paths: the key is kept on the tensor with its version (a change
+    in place makes it anew)."""
+    kept = tensor.__dict__.get("_exact_key")
+    if kept is not None and kept[0] == tensor._version:
+        return kept[1]  # type: ignore[no-any-return]
     try:
         data = tensor.numpy().tobytes()
     except (RuntimeError, TypeError):  # needs grad, lives on a device, or has a lazy conj / neg bit
         data = tensor.detach().cpu().numpy().tobytes()
-    return (tensor.dtype, tuple(tensor.shape), data)
+    key = (tensor.dtype, tuple(tensor.shape), data)
+    tensor.__dict__["_exact_key"] = (tensor._version, key)
+    return key
 
 
 @dataclass(frozen=True, eq=False)
@@ -75,7 +82,7 @@ class JacobiState:
         drafts = list(self.drafts)
         for cell, draft in new.items():
             drafts[cell] = draft
-        return replace(self, drafts=tuple(drafts))
+        return JacobiState(self.committed, tuple(drafts), self.iteration, self.targets)  # `replace`, cheaper
 
 
 @dataclass(frozen=True)

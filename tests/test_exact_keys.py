@@ -181,3 +181,15 @@ def test_verify_refresh_split_leaves_the_exact_law_unchanged_to_the_last_bit(nam
     assert with_split.reused_keys == with_whole.reused_keys
     # the two enumerations differ: the split one verifies once per verification path only
     assert split.verifications < whole.verifications, (split.verifications, whole.verifications)
+
+
+def test_a_kept_tensor_key_follows_an_in_place_change() -> None:
+    # tensor_key keeps a tensor's key on the tensor (a p is the q of many drafts): a change in
+    # place must give the new bytes' key, as the generic key does, never the kept one
+    q = torch.tensor([0.25, 0.75], dtype=torch.float64)
+    draft = Draft(1, q)
+    before = merge_key(draft)
+    assert before == freeze(draft) and merge_key(draft) == before  # the kept key, unchanged
+    q[0], q[1] = 0.5, 0.5
+    after = merge_key(draft)
+    assert after == freeze(draft) and after != before
