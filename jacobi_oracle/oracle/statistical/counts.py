@@ -578,18 +578,23 @@ def count_samples(
     recorded = instrumented(strategy, record)
     batched = isinstance(recorded, BatchStrategy)  # decoded BATCH samples at a time; else one by one
     indices = list(seeds)
+    decoded: list[tuple[int, ...]] = []  # counted a batch at a time, however they were decoded
+    noises: list[KeyedRandomness] = []
     with single_threaded():
         size = BATCH if batched else 1
         for start in range(0, len(indices), size):
-            part = indices[start : start + size]
-            noises = [KeyedRandomness(seed, sample=index) for index in part]
-            record.aux = noises[0]  # the verifier records of a one-by-one sample read its noise
-            samples = decode_samples(recorded, problem, noises, record)
+            part = [KeyedRandomness(seed, sample=index) for index in indices[start : start + size]]
+            record.aux = part[0]  # the verifier records of a one-by-one sample read its noise
+            samples = decode_samples(recorded, problem, part, record)
             check_lengths(strategy, problem, samples)
-            record_tokens(tables, problem, samples)
-            if calibration:
-                calibrations = sample_calibrations(problem, samples, cache)
-                record_calibrations(tables, calibrations, pit_uniforms(noises, problem.layout.num_cells))
+            decoded += samples
+            noises += part
+            if len(decoded) >= BATCH or start + size >= len(indices):
+                record_tokens(tables, problem, decoded)
+                if calibration:
+                    calibrations = sample_calibrations(problem, decoded, cache)
+                    record_calibrations(tables, calibrations, pit_uniforms(noises, problem.layout.num_cells))
+                decoded, noises = [], []
             if progress is not None:
                 progress(start + len(part))
     return tables
