@@ -101,9 +101,17 @@ def causal_batch_model(model: Model, layout: Layout) -> CausalBatchModel | None:
     without the capability. The capability must be the model's own (its class's): a ModelWrapper
     delegates unknown attributes to the model it wraps, whose batched answers would bypass the
     wrapper's `logits`."""
-    if layout.end_of_row_token is not None or not callable(getattr(type(model), "causal_logits", None)):
+    if layout.end_of_row_token is not None or not offers_causal_batches(model):
         return None
-    return cast(CausalBatchModel, model) if getattr(model, "answers_causal_batches", False) else None
+    return cast(CausalBatchModel, model)
+
+
+def offers_causal_batches(model: Model) -> bool:
+    """Whether `model` answers batched causal queries itself: its class defines `causal_logits`
+    and the instance says the rule holds for it (`answers_causal_batches`)."""
+    return callable(getattr(type(model), "causal_logits", None)) and bool(
+        getattr(model, "answers_causal_batches", False)
+    )
 
 
 class ModelWrapper:

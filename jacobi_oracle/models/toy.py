@@ -79,23 +79,11 @@ class HashModel:
         query_positions: torch.Tensor,
         visible: torch.Tensor,
     ) -> torch.Tensor:
-        v = torch.arange(self.vocab_size)
-        qp = query_positions[:, None]  # [Q, 1]
-        base = hash_normal(self.seed, qp, v[None, :])  # [Q, V]
-        if condition is not None:
-            base = base + hash_normal(self.seed + 1, torch.tensor(condition), qp, v[None, :])
-        # contribution of key k to query q: g(pos_k, tok_k, pos_q, v) * w(pos_k, pos_q)
-        g = hash_normal(
-            self.seed + 2,
-            key_positions[None, :, None],
-            key_tokens[None, :, None],
-            qp[:, :, None],
-            v[None, None, :],
-        )  # [Q, N, V]
-        dist = query_positions[:, None] - key_positions[None, :]  # [Q, N]
-        neighbour = (dist == 1) | (dist == self.row_stride)
-        weight = torch.where(neighbour, self.locality, 1.0).to(torch.float64) * visible
-        return self.sharpness * (base + (weight[:, :, None] * g).sum(dim=1))
+        conditioned = torch.tensor(condition is not None)
+        cls = torch.tensor(0 if condition is None else condition)
+        return self._logits(
+            conditioned, cls, query_positions[:, None], key_positions[None, :], key_tokens[None, :], visible
+        )
 
     def causal_logits(
         self,
@@ -109,20 +97,30 @@ class HashModel:
         tokens[b, :t] at positions 0 .. t - 1, all visible: the same terms, the keys at or after t
         weighted 0 (their sum rounds differently from `logits`' shorter sum: ~1e-16 relative).
         Cheap enough to recompute: the cache is not used."""
-        n = tokens.shape[1]
+        qp, kp = queries[:, :, None], torch.arange(tokens.shape[1])  # [B, W, 1], [N]
+        conditioned = (classes != self.num_classes)[:, None, None]
+        return self._logits(conditioned, classes[:, None, None], qp, kp, tokens[:, None, :], qp - kp > 0)
+
+    def _logits(
+        self,
+        conditioned: torch.Tensor,
+        cls: torch.Tensor,
+        qp: torch.Tensor,
+        kp: torch.Tensor,
+        kt: torch.Tensor,
+        visible: torch.Tensor,
+    ) -> torch.Tensor:
+        """[..., V] logits at query positions qp ([..., 1]) from keys at positions kp with tokens kt
+        ([..., N], broadcast against qp) under [..., N] `visible`; the class term where `conditioned`."""
         v = torch.arange(self.vocab_size)
-        qp = queries[:, :, None]  # [B, W, 1]
-        base = hash_normal(self.seed, qp, v)  # [B, W, V]
-        with_class = hash_normal(self.seed + 1, classes[:, None, None], qp, v)
-        base = torch.where((classes == self.num_classes)[:, None, None], base, base + with_class)
-        kp = torch.arange(n)
-        g = hash_normal(
-            self.seed + 2, kp[None, None, :, None], tokens[:, None, :, None], qp[..., None], v
-        )  # [B, W, N, V]
-        dist = qp - kp  # [B, W, N]
+        base = hash_normal(self.seed, qp, v)  # [..., V]
+        base = torch.where(conditioned, base + hash_normal(self.seed + 1, cls, qp, v), base)
+        # contribution of key k to query q: g(pos_k, tok_k, pos_q, v) * w(pos_k, pos_q)
+        g = hash_normal(self.seed + 2, kp[..., None], kt[..., None], qp[..., None], v)  # [..., N, V]
+        dist = qp - kp  # [..., N]
         neighbour = (dist == 1) | (dist == self.row_stride)
-        weight = torch.where(neighbour, self.locality, 1.0).to(torch.float64) * (dist > 0)
-        return self.sharpness * (base + (weight[..., None] * g).sum(dim=2))
+        weight = torch.where(neighbour, self.locality, 1.0).to(torch.float64) * visible
+        return self.sharpness * (base + (weight[..., None] * g).sum(dim=-2))
 
 
 class MarkovGrid:

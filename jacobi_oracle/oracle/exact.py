@@ -26,7 +26,7 @@ import torch
 
 from ..reference.keys import causal_query
 from ..spec.errors import JacobiOracleError, UnsupportedStrategyError
-from ..spec.model import CausalBatchModel, Model, Problem
+from ..spec.model import CausalBatchModel, Model, Problem, offers_causal_batches
 from ..spec.randomness import EventKey, check_distribution, check_distribution_values, check_probability
 from ..spec.strategy import PhasedDecoder, SteppedDecoder, Strategy, VerifyRefreshDecoder, freeze
 
@@ -344,10 +344,7 @@ class MemoModel:
         self.num_positions = model.num_positions
         self.token_embeddings = getattr(model, "token_embeddings", None)  # relaxed verifiers read it
         self.accepts_query_keys = getattr(model, "accepts_query_keys", False)  # LPD position queries
-        # spec.model.CausalBatchModel, when the model's own class has it (causal_batch_model's rule)
-        self.answers_causal_batches = callable(getattr(type(model), "causal_logits", None)) and bool(
-            getattr(model, "answers_causal_batches", False)
-        )
+        self.answers_causal_batches = offers_causal_batches(model)  # spec.model.CausalBatchModel, passed through
         self.cache: dict[Hashable, torch.Tensor] = {}
         self.calls = 0
 

@@ -163,10 +163,6 @@ class CountTables:
         return CountTables(**{f.name: np.asarray(obj.get(f.name, []), dtype=np.int64) for f in fields(CountTables)})
 
 
-def pit_bin(u: float) -> int:
-    return min(int(u * PIT_BINS), PIT_BINS - 1)
-
-
 # --- the verifier's own law: a recorder wrapped around a ComposedStrategy's verifier ---
 
 
@@ -477,9 +473,8 @@ def record_calibrations(
     possible = np.array([[s is not None for s in c.surprise] for c in calibrations], dtype=bool).reshape(uniforms.shape)
     surprise = np.array([[0 if s is None else s for s in c.surprise] for c in calibrations], dtype=np.int64)
     variance = np.array([c.variance for c in calibrations], dtype=np.int64).reshape(uniforms.shape)
-    pit = np.clip(below + uniforms * p_token, 0.0, 1.0)[possible]
-    bins = np.minimum(np.floor(pit * PIT_BINS).astype(np.int64), PIT_BINS - 1)
-    tables.pit[...] += np.bincount(bins, minlength=PIT_BINS)
+    pit = torch.from_numpy(below + uniforms * p_token).clamp(0.0, 1.0)[torch.from_numpy(possible)]
+    tables.pit[...] += np.bincount(_pit_bins(pit), minlength=PIT_BINS)
     tables.surprise[0] += possible.size
     tables.surprise[1] += int((~possible).sum())
     tables.surprise[2] += int(surprise.reshape(uniforms.shape)[possible].sum())
