@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Literal, NamedTuple, Protocol
 
 import torch
 
@@ -40,7 +40,7 @@ from jacobi_oracle.spec.randomness import CELL_NOISE_PURPOSE, Randomness, cell_n
 from jacobi_oracle.spec.sampling import Sampling
 from jacobi_oracle.spec.strategy import Decoded, IterationTrace
 
-from .noise import EventNoise, inverse_cdf, sample_streams
+from .noise import EventNoise, inverse_cdf, sample_streams, search_cumulative
 
 PURPOSES = ("init", "accept", "residual", "fresh")  # the events of every raster-window decoder (+ its bonus's)
 COUPLING_PURPOSES = ("couple", "couple-residual")  # MaximalCouplingRefresher's events
@@ -57,6 +57,7 @@ class WindowState:
     cells: torch.Tensor  # [B, W] long: this iteration's window cells (frontier + offsets)
     offsets: torch.Tensor  # [W] long: 0 .. W - 1, the window positions
     uniform: torch.Tensor  # [B, W, V] float64: the uniform law 1 / V, RandomDrafter's
+    uniform_cdf: torch.Tensor  # [B, W, V] its cumulative sums (inverse_cdf's), computed once
     cell_noise: torch.Tensor | None = None  # [B, L + W, V] G(cell_noise_key(cell)), fixed-noise parts only
     latest_target: torch.Tensor | None = None  # [B, L + W, V] each cell's latest p, spatial drafts only
     has_latest: torch.Tensor | None = None  # [B, L + W] bool
@@ -89,6 +90,10 @@ class CachedLlamaGen:
         self.caches = model.new_caches(self.class_ids.numel(), scratch=window)  # k, v: [B2, H, 1 + L + W, D]
         self.scratch = 1 + model.num_positions + torch.arange(window, device=class_ids.device)  # [W]
         self.key_slots = torch.arange(1 + model.num_positions + window, device=class_ids.device)  # [K]
+        # a contiguous window (slots f .. f + W - 1 over keys 0 .. f + W - 1) sees key j from input w
+        # iff j <= f + w: lower-right causal, so its mask is the last f + W columns of this one
+        slots = len(self.key_slots)
+        self.window_mask = self.key_slots - slots <= torch.arange(window, device=class_ids.device)[:, None] - window
         self.weights = model.block_weights()  # gathered once per decode, not per step
         self.static = torch.compile(self._static_logits, dynamic=False) if compiled else None
 
@@ -119,7 +124,9 @@ class CachedLlamaGen:
         # attention over the filled prefix, slots 0 .. keys - 1; within it, causal over the cache.
         # One cell per pass and one frontier (AR): every slot of the prefix is visible, no mask.
         mask = None
-        if cells.shape[1] > 1 or not state.aligned:
+        if contiguous and cells.shape[1] > 1:  # [1, 1, W, K], built once, broadcast over every row
+            mask = self.window_mask[None, None, :, self.window_mask.shape[1] - state.keys :]
+        elif cells.shape[1] > 1 or not state.aligned:
             visible = self.key_slots[: state.keys] <= slots[: cells.shape[0], :, None]  # [B, W, K]
             mask = (visible if cells.shape[0] == 1 else _cfg_rows(visible, reps))[:, None]  # B = 1 broadcasts
         x = self.model.embed(inputs, slots, self.class_ids, with_class=state.iteration == 0)  # [B2, W, dim]
@@ -217,6 +224,7 @@ def allocate_state(
     frontier = torch.zeros(num_samples, dtype=torch.long, device=device)
     offsets = torch.arange(window, device=device)
     latest = torch.zeros(num_samples, width, vocab, dtype=torch.float64, device=device) if spatial else None
+    uniform = torch.full((num_samples, window, vocab), 1.0 / vocab, dtype=torch.float64, device=device)
     return WindowState(
         tokens=torch.zeros(num_samples, width, dtype=torch.long, device=device),
         has_draft=torch.zeros(num_samples, width, dtype=torch.bool, device=device),
@@ -226,7 +234,8 @@ def allocate_state(
         frontier=frontier,
         cells=frontier[:, None] + offsets,
         offsets=offsets,
-        uniform=torch.full((num_samples, window, vocab), 1.0 / vocab, dtype=torch.float64, device=device),
+        uniform=uniform,
+        uniform_cdf=torch.cumsum(uniform, dim=-1),
         cell_noise=cell_noise,
         latest_target=latest,
         has_latest=torch.zeros(num_samples, width, dtype=torch.bool, device=device) if spatial else None,
@@ -258,30 +267,49 @@ def window_roles(state: WindowState, num_cells: int) -> tuple[torch.Tensor, torc
     return valid, drafted
 
 
-def fill_drafts(state: WindowState, drafted: torch.Tensor, u: dict[str, torch.Tensor], rule: str, width: int) -> None:
+class WindowDrafts(NamedTuple):
+    """The drafts at the window cells as this pass verifies them (gathered once per pass):
+    [B, W] tokens and [B, W, V] their q. Undrafted cells hold whatever their columns held."""
+
+    tokens: torch.Tensor
+    probs: torch.Tensor
+
+
+def fill_drafts(
+    state: WindowState, drafted: torch.Tensor, u: dict[str, torch.Tensor], parts: Parts, width: int
+) -> WindowDrafts:
     """Step 2: a first draft for every drafted cell without one. RandomDrafter ("one-hot",
     "uniform"): a uniformly random token (keyed "init"); SpatialDrafter("above", "sample")
     ("sample-above"): drawn (keyed "init") from the latest p of the cell `width` cells above,
     q = that p, else RandomDrafter's one-hot draft; CellNoiseDrafter ("cell-noise",
-    "cell-noise-above"): argmax(log q + G(cell)) with q uniform, or the cell above's latest p."""
+    "cell-noise-above"): argmax(log q + G(cell)) with q uniform, or the cell above's latest p.
+
+    Returns the window's drafts. Only their tokens are written back here (the backends read
+    them); step 5 overwrites every window cell's draft and q, so the window's q and draft flags
+    live in the returned tensors until then."""
+    rule, cells = parts.draft, state.cells
     vocab = state.draft_probs.shape[-1]
-    need = drafted & ~state.has_draft.gather(1, state.cells)  # [B, W]
+    need = drafted & ~state.has_draft.gather(1, cells)  # [B, W]
     uniform = state.uniform
     law, known = uniform, None
     if rule.endswith("above"):  # the cell above's latest p, where there is one
         assert state.latest_target is not None and state.has_latest is not None
-        above = (state.cells - width).clamp(min=0)
-        known = (state.cells >= width) & state.has_latest.gather(1, above)
+        above = (cells - width).clamp(min=0)
+        known = (cells >= width) & state.has_latest.gather(1, above)
         law = torch.where(known[:, :, None], _at_cells(state.latest_target, above), uniform)
     if rule.startswith("cell-noise"):
         assert state.cell_noise is not None
-        token, q = gumbel_max(law, _at_cells(state.cell_noise, state.cells)), law
-    else:
-        token = inverse_cdf(law, u["init"])  # [B, W]
+        token, q = gumbel_max(law, _at_cells(state.cell_noise, cells)), law
+    else:  # the uniform law's cumulative sums are computed once per decode
+        token = search_cumulative(state.uniform_cdf, u["init"]) if known is None else inverse_cdf(law, u["init"])
         q = uniform if rule == "uniform" else torch.nn.functional.one_hot(token, vocab).to(torch.float64)
         if known is not None:
             q = torch.where(known[:, :, None], law, q)
-    _write_drafts(state, need, token, q)
+    tokens = torch.where(need, token, state.tokens.gather(1, cells))
+    state.tokens.scatter_(1, cells, tokens)
+    if parts.reuses_last:  # a new draft has no remembered p (SJD++'s refresh reads the flag)
+        state.has_last.scatter_(1, cells, ~need & state.has_last.gather(1, cells))
+    return WindowDrafts(tokens, torch.where(need[:, :, None], q, _at_cells(state.draft_probs, cells)))
 
 
 def target_probs(sampling: Sampling, cond: torch.Tensor, uncond: torch.Tensor | None) -> torch.Tensor:
@@ -303,6 +331,11 @@ class Parts:
     refresh: Literal["fresh", "argmax", "reuse-stale", "reuse-mixture", "couple", "couple-official", "gumbel"] = "fresh"
     reuse_threshold: float = 1.0
     bonus_purpose: str = "fresh"  # AR draws its token on the "sample" events
+
+    @property
+    def reuses_last(self) -> bool:
+        """Whether the refresh reads the previous pass's p (SJD++'s reuse)."""
+        return self.refresh.startswith("reuse")
 
     @property
     def fixed_noise(self) -> bool:
@@ -331,14 +364,14 @@ def verify(
     state: WindowState,
     target: torch.Tensor,
     drafted: torch.Tensor,
+    drafts: WindowDrafts,
     u: dict[str, torch.Tensor],
     parts: Parts,
     laws: PassLaws,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Step 4, all samples and window cells at once: [B] k, the window index of the correction /
     bonus (cells frontier .. frontier + k are committed), and [B, W] the committed tokens."""
-    cells = state.cells
-    draft = state.tokens.gather(1, cells)  # [B, W]
+    cells, draft = state.cells, drafts.tokens  # [B, W]
     if parts.verify in ("greedy", "fixed-noise"):  # a draft stands iff it is the decision; else the decision
         if parts.verify == "greedy":  # argmax p
             decision = target.argmax(dim=-1)  # [B, W]
@@ -347,9 +380,9 @@ def verify(
             decision = gumbel_max(target, _at_cells(state.cell_noise, cells))
         accepted, corrected = (draft == decision) & drafted, decision
     else:  # speculative: accept with min(1, p(d) / q(d)), else residual; bonus y ~ p
-        q = _at_cells(state.draft_probs, cells)  # [B, W, V]
+        q = drafts.probs  # [B, W, V]
         laws.accept_prob = compute_acceptance_probabilities(target, q, draft, drafted)
-        accepted = (u["accept"] < laws.accept_prob) & drafted  # [B, W]
+        accepted = u["accept"] < laws.accept_prob  # [B, W]; u >= 0, and accept_prob = 0 where undrafted
         laws.residual = compute_residual(target, q)
         residual_token = inverse_cdf(laws.residual, u["residual"])
         fresh = parts.bonus_purpose == "fresh"  # the bonus draws on the events the refresh draws on
@@ -370,6 +403,7 @@ def refresh(
     state: WindowState,
     target: torch.Tensor,
     drafted: torch.Tensor,
+    drafts: WindowDrafts,
     u: dict[str, torch.Tensor],
     parts: Parts,
     laws: PassLaws,
@@ -385,7 +419,7 @@ def refresh(
     if parts.refresh == "fresh":
         return fresh, target
     if parts.refresh.startswith("couple"):  # maximal coupling to the old draft (spec/coupling.md)
-        old, old_q = state.tokens.gather(1, state.cells), _at_cells(state.draft_probs, state.cells)
+        old, old_q = drafts
         # the old draft and its q are what step 4 verified: its min(1, p / q) and residual
         accept_prob = laws.accept_prob
         if accept_prob is None:
@@ -398,9 +432,8 @@ def refresh(
             return token, torch.where(kept[:, :, None], old_q, target)
         return token, target
     # SJD++ reuse (reference ReuseRefresher): keep(y) = p_t(y) > threshold * p_{t-1}(y)
-    index = state.cells[:, :, None].expand_as(target)
-    draft = state.tokens.gather(1, state.cells)
-    old_q, previous = state.draft_probs.gather(1, index), state.last_target.gather(1, index)
+    draft, old_q = drafts
+    previous = _at_cells(state.last_target, state.cells)
     keep = (
         compute_keep_mask(previous, target, parts.reuse_threshold) & state.has_last.gather(1, state.cells)[:, :, None]
     )
@@ -416,13 +449,14 @@ def verify_and_refresh(
     target: torch.Tensor,
     valid: torch.Tensor,
     drafted: torch.Tensor,
+    drafts: WindowDrafts,
     u: dict[str, torch.Tensor],
     parts: Parts,
 ) -> torch.Tensor:
     """Steps 4-5 with this iteration's uniforms u; returns [B] k (see `verify`)."""
     laws = PassLaws()
-    k, committed_token = verify(state, target, drafted, u, parts, laws)
-    next_draft, next_q = refresh(state, target, drafted, u, parts, laws)
+    k, committed_token = verify(state, target, drafted, drafts, u, parts, laws)
+    next_draft, next_q = refresh(state, target, drafted, drafts, u, parts, laws)
     # one write per field at every window cell: cells frontier .. frontier + k are committed
     # (q = p), the rest carry their next draft. Padded cells (>= L) have their own scratch
     # columns, which nothing reads, so validity needs no mask here.
@@ -431,23 +465,13 @@ def verify_and_refresh(
     state.tokens.scatter_(1, cells, torch.where(commit, committed_token, next_draft))
     state.has_draft.scatter_(1, cells, ~commit)
     state.draft_probs.scatter_(1, index, torch.where(commit[:, :, None], target, next_q))
-    if parts.refresh.startswith("reuse"):  # only SJD++'s refresh reads the previous pass's p
+    if parts.reuses_last:  # only SJD++'s refresh reads the previous pass's p
         state.has_last.scatter_(1, cells, ~commit)
         state.last_target.scatter_(1, index, target)  # read only where has_last
     if state.latest_target is not None and state.has_latest is not None:  # every queried cell's latest p
         state.latest_target.scatter_(1, index, target)
         state.has_latest.scatter_(1, cells, valid)
     return k
-
-
-def _write_drafts(state: WindowState, where: torch.Tensor, token: torch.Tensor, q: torch.Tensor) -> None:
-    """New first drafts at the window cells where [B, W] `where`: token [B, W], law q [B, W, V]
-    (no remembered p yet); the other cells keep theirs (cells are distinct per row)."""
-    cells, index = state.cells, state.cells[:, :, None].expand_as(q)
-    state.tokens.scatter_(1, cells, torch.where(where, token, state.tokens.gather(1, cells)))
-    state.has_draft.scatter_(1, cells, where | state.has_draft.gather(1, cells))
-    state.draft_probs.scatter_(1, index, torch.where(where[:, :, None], q, state.draft_probs.gather(1, index)))
-    state.has_last.scatter_(1, cells, ~where & state.has_last.gather(1, cells))
 
 
 # -- the strategy -----------------------------------------------------------------------------
@@ -541,18 +565,17 @@ class AcceleratedWindowDecoder:
             state.keys, state.aligned, state.first = min(high + self.window, num_cells), low == high, low
             u = noise.uniforms(state.iteration, state.cells)  # {purpose: [B, W]}
             valid, drafted = window_roles(state, num_cells)
-            fill_drafts(state, drafted, u, self.parts.draft, layout.width)
+            drafts = fill_drafts(state, drafted, u, self.parts, layout.width)
             cond, uncond = backend.window_logits(state, drafted)
             target = target_probs(sampling, cond, uncond)
             # the passes its reference's verifier is recorded for (counts.is_speculative): exact and
             # greedy (Jacobi: RuleVerifier(GreedyRule)), not fixed-noise (gumbel-jacobi)
             watch = observer if self.parts.verify in ("exact", "greedy") else None
-            if watch is not None:  # the drafts as verified, before the refresh overwrites them
-                drafts, draft_probs = state.tokens.gather(1, state.cells), _at_cells(state.draft_probs, state.cells)
-            k = verify_and_refresh(state, target, valid, drafted, u, self.parts)
+            k = verify_and_refresh(state, target, valid, drafted, drafts, u, self.parts)
             if watch is not None:
                 after = state.tokens.gather(1, state.cells)
-                watch(VerifiedPass(state.iteration, state.cells, valid, drafted, drafts, draft_probs, target, k, after))
+                verified = VerifiedPass(state.iteration, state.cells, valid, drafted, *drafts, target, k, after)
+                watch(verified)
             n = valid.sum(dim=1)  # [B] window cells
             records.append(torch.stack([state.frontier, k, n, drafted.sum(dim=1)]))
             state.frontier += torch.minimum(k + 1, n)

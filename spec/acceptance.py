@@ -41,8 +41,8 @@ def compute_acceptance_probabilities(
         where = tuple(int(i) for i in impossible.nonzero()[0])
         token, q_bad = int(drafts.reshape(impossible.shape)[where]), float(q_d[where])
         raise ProbabilityError(f"draft token {token} has draft probability {q_bad!r}: it cannot have been drawn from q")
-    ratio = p_d / torch.where(live, q_d, 1.0)
-    return torch.where(live, ratio.clamp(max=1.0), 0.0)
+    # where there is no draft q_d may be 0 (the ratio inf or NaN): the outer where drops it
+    return torch.where(live, (p_d / q_d).clamp(max=1.0), 0.0)
 
 
 def compute_acceptance_probability(target_probs: torch.Tensor, draft_probs: torch.Tensor, draft: int) -> float:
@@ -68,5 +68,5 @@ def compute_residual(target_probs: torch.Tensor, draft_probs: torch.Tensor) -> t
     if excess.dim() == 1:  # one row, on floats (see the module docstring)
         mass = float(excess.sum())
         return excess / mass if mass > RESIDUAL_MASS_FLOOR else p / float(p.sum())
-    mass_rows = excess.sum(dim=-1, keepdim=True)
-    return torch.where(mass_rows > RESIDUAL_MASS_FLOOR, excess / mass_rows, p / p.sum(dim=-1, keepdim=True))
+    law = torch.where(excess.sum(dim=-1, keepdim=True) > RESIDUAL_MASS_FLOOR, excess, p)  # [..., V] per row
+    return law / law.sum(dim=-1, keepdim=True)

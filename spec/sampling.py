@@ -77,7 +77,8 @@ class Sampling:
             logits = uncond_logits + self.cfg_scale * (logits - uncond_logits)
         if self.greedy:
             return _one_hot_argmax(logits)
-        logits = logits / self.temperature
+        if self.temperature != 1.0:  # dividing by 1 changes no bit
+            logits = logits / self.temperature
         if self.top_k is not None:
             logits = _keep_top_k(logits, self.top_k)
         probs = torch.softmax(logits, dim=-1)
