@@ -18,7 +18,6 @@ from jacobi_oracle.spec.randomness import (
     gumbel_max,
     purpose_id,
     signed64,
-    splitmix64,
     splitmix64_tensor,
 )
 
@@ -28,14 +27,17 @@ def _shr(x: torch.Tensor, k: int) -> torch.Tensor:
 
 
 def sample_streams(randomness: list[Randomness], device: torch.device) -> torch.Tensor:
-    """[B] int64: the hash state after (seed, sample) of each sample's KeyedRandomness."""
-    streams = []
+    """[B] int64: the hash state after (seed, sample) of each sample's KeyedRandomness
+    (spec keyed_hash's first two rounds, one tensor pass for the batch)."""
+    seeds, samples = [], []
     for r in randomness:
         # Verify the noise is counter-based (a call-order generator cannot be matched)
         if not isinstance(r, KeyedRandomness):
             raise UnsupportedStrategyError(f"accelerated decoders need KeyedRandomness, got {type(r).__name__}")
-        streams.append(signed64(splitmix64(splitmix64(r.seed) ^ r.sample)))
-    return torch.tensor(streams, dtype=torch.int64, device=device)
+        seeds.append(signed64(r.seed))
+        samples.append(signed64(r.sample))
+    seed = torch.tensor(seeds, dtype=torch.int64, device=device)
+    return splitmix64_tensor(splitmix64_tensor(seed) ^ torch.tensor(samples, dtype=torch.int64, device=device))
 
 
 class EventNoise:
@@ -96,7 +98,12 @@ def inverse_cdf(probs: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
     either way x = fl(u * total) < total = cumsum[-1], so the first t with cumsum[t] > x exists (t < V),
     and probs[t] > 0 (cumsum[t] > x >= cumsum[t - 1]). At 2**-1022 and below the spacing stops
     halving (subnormals) and x can round up to total: hence the precondition."""
-    cumulative = torch.cumsum(probs, dim=-1)
+    return search_cumulative(torch.cumsum(probs, dim=-1), u)
+
+
+def search_cumulative(cumulative: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    """`inverse_cdf` from a law's cumulative sums [..., V] (a law drawn from on every pass
+    has them computed once)."""
     return torch.searchsorted(cumulative, (u * cumulative[..., -1])[..., None], right=True)[..., 0]
 
 
