@@ -58,6 +58,7 @@ class WindowState:
     offsets: torch.Tensor  # [W] long: 0 .. W - 1, the window positions
     uniform: torch.Tensor  # [B, W, V] float64: the uniform law 1 / V, RandomDrafter's
     uniform_cdf: torch.Tensor  # [B, W, V] its cumulative sums (inverse_cdf's), computed once
+    point_masses: torch.Tensor  # [V, V] float64 identity: row t is the one-hot law of token t
     cell_noise: torch.Tensor | None = None  # [B, L + W, V] G(cell_noise_key(cell)), fixed-noise parts only
     latest_target: torch.Tensor | None = None  # [B, L + W, V] each cell's latest p, spatial drafts only
     has_latest: torch.Tensor | None = None  # [B, L + W] bool
@@ -236,6 +237,7 @@ def allocate_state(
         offsets=offsets,
         uniform=uniform,
         uniform_cdf=torch.cumsum(uniform, dim=-1),
+        point_masses=torch.eye(vocab, dtype=torch.float64, device=device),
         cell_noise=cell_noise,
         latest_target=latest,
         has_latest=torch.zeros(num_samples, width, dtype=torch.bool, device=device) if spatial else None,
@@ -257,14 +259,22 @@ def _at_cells(table: torch.Tensor, cells: torch.Tensor) -> torch.Tensor:
     return table.gather(1, cells[:, :, None].expand(-1, -1, table.shape[-1]))
 
 
-def window_roles(state: WindowState, num_cells: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """[B, W] bool masks: cells in the grid, and cells drafted before the pass: all but the
-    window's last; the last too when it carries a draft (refreshed; then there is no bonus)."""
+class WindowRoles(NamedTuple):
+    """What each window cell is in this pass ([B, W] bool masks) and [B] the window's cells."""
+
+    valid: torch.Tensor  # in the grid
+    drafted: torch.Tensor  # drafted before the pass: all but the window's last; the last too when
+    # it carries a draft (refreshed; then there is no bonus)
+    need: torch.Tensor  # drafted, but without a draft yet: step 2 draws one
+    size: torch.Tensor  # [B] cells in the grid
+
+
+def window_roles(state: WindowState, num_cells: int) -> WindowRoles:
     valid = state.cells < num_cells
-    last = valid.sum(dim=1, keepdim=True) - 1  # [B, 1] index of the bonus cell
-    before_last = state.offsets < last
-    drafted = valid & (before_last | state.has_draft.gather(1, state.cells))
-    return valid, drafted
+    size = valid.sum(dim=1)
+    has = state.has_draft.gather(1, state.cells)
+    drafted = valid & ((state.offsets < (size - 1)[:, None]) | has)  # size - 1: the bonus cell's index
+    return WindowRoles(valid, drafted, drafted & ~has, size)
 
 
 class WindowDrafts(NamedTuple):
@@ -276,7 +286,7 @@ class WindowDrafts(NamedTuple):
 
 
 def fill_drafts(
-    state: WindowState, drafted: torch.Tensor, u: dict[str, torch.Tensor], parts: Parts, width: int
+    state: WindowState, need: torch.Tensor, any_need: bool, u: dict[str, torch.Tensor], parts: Parts, width: int
 ) -> WindowDrafts:
     """Step 2: a first draft for every drafted cell without one. RandomDrafter ("one-hot",
     "uniform"): a uniformly random token (keyed "init"); SpatialDrafter("above", "sample")
@@ -286,10 +296,12 @@ def fill_drafts(
 
     Returns the window's drafts. Only their tokens are written back here (the backends read
     them); step 5 overwrites every window cell's draft and q, so the window's q and draft flags
-    live in the returned tensors until then."""
+    live in the returned tensors until then. `need` ([B, W], WindowRoles): the cells to draw;
+    `any_need`: whether there is one (host bool; none after a pass that accepted no draft)."""
     rule, cells = parts.draft, state.cells
-    vocab = state.draft_probs.shape[-1]
-    need = drafted & ~state.has_draft.gather(1, cells)  # [B, W]
+    tokens, probs = state.tokens.gather(1, cells), _at_cells(state.draft_probs, cells)
+    if not any_need:
+        return WindowDrafts(tokens, probs)
     uniform = state.uniform
     law, known = uniform, None
     if rule.endswith("above"):  # the cell above's latest p, where there is one
@@ -302,14 +314,14 @@ def fill_drafts(
         token, q = gumbel_max(law, _at_cells(state.cell_noise, cells)), law
     else:  # the uniform law's cumulative sums are computed once per decode
         token = search_cumulative(state.uniform_cdf, u["init"]) if known is None else inverse_cdf(law, u["init"])
-        q = uniform if rule == "uniform" else torch.nn.functional.one_hot(token, vocab).to(torch.float64)
+        q = uniform if rule == "uniform" else state.point_masses[token]
         if known is not None:
             q = torch.where(known[:, :, None], law, q)
-    tokens = torch.where(need, token, state.tokens.gather(1, cells))
+    tokens = torch.where(need, token, tokens)
     state.tokens.scatter_(1, cells, tokens)
     if parts.reuses_last:  # a new draft has no remembered p (SJD++'s refresh reads the flag)
         state.has_last.scatter_(1, cells, ~need & state.has_last.gather(1, cells))
-    return WindowDrafts(tokens, torch.where(need[:, :, None], q, _at_cells(state.draft_probs, cells)))
+    return WindowDrafts(tokens, torch.where(need[:, :, None], q, probs))
 
 
 def target_probs(sampling: Sampling, cond: torch.Tensor, uncond: torch.Tensor | None) -> torch.Tensor:
@@ -411,7 +423,7 @@ def refresh(
     """Step 5: [B, W] next drafts and [B, W, V] their q for the cells after the rejection."""
     if parts.refresh == "argmax":  # Jacobi: argmax p, q = point mass
         best = target.argmax(dim=-1)
-        return best, torch.nn.functional.one_hot(best, target.shape[-1]).to(target.dtype)
+        return best, state.point_masses[best]
     if parts.refresh == "gumbel":  # Gumbel coupling: argmax(log p + G(cell)), q = p
         assert state.cell_noise is not None
         return gumbel_max(target, _at_cells(state.cell_noise, state.cells)), target
@@ -559,13 +571,13 @@ class AcceleratedWindowDecoder:
             return self._decode_ar(backend, state, sampling, noise, num_cells, watch)
         records: list[torch.Tensor] = []  # per iteration [4, B]: frontier, k, window cells, drafted cells
         while True:
-            low, high = torch.stack([state.frontier.min(), state.frontier.max()]).tolist()  # the one host sync
+            valid, drafted, need, size = window_roles(state, num_cells)
+            low, high, needed = torch.stack([*state.frontier.aminmax(), need.sum()]).tolist()  # the one host sync
             if low >= num_cells:
                 break
             state.keys, state.aligned, state.first = min(high + self.window, num_cells), low == high, low
             u = noise.uniforms(state.iteration, state.cells)  # {purpose: [B, W]}
-            valid, drafted = window_roles(state, num_cells)
-            drafts = fill_drafts(state, drafted, u, self.parts, layout.width)
+            drafts = fill_drafts(state, need, needed > 0, u, self.parts, layout.width)
             cond, uncond = backend.window_logits(state, drafted)
             target = target_probs(sampling, cond, uncond)
             # the passes its reference's verifier is recorded for (counts.is_speculative): exact and
@@ -576,9 +588,8 @@ class AcceleratedWindowDecoder:
                 after = state.tokens.gather(1, state.cells)
                 verified = VerifiedPass(state.iteration, state.cells, valid, drafted, *drafts, target, k, after)
                 watch(verified)
-            n = valid.sum(dim=1)  # [B] window cells
-            records.append(torch.stack([state.frontier, k, n, drafted.sum(dim=1)]))
-            state.frontier += torch.minimum(k + 1, n)
+            records.append(torch.stack([state.frontier, k, size, drafted.sum(dim=1)]))
+            state.frontier += torch.minimum(k + 1, size)
             state.cells = state.frontier[:, None] + state.offsets
             state.iteration += 1
         return self._results(state, records, num_cells)
