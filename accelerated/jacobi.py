@@ -19,13 +19,14 @@ answers through the spec Model contract (any model, no cache; for the toy models
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal, NamedTuple, Protocol
 
 import torch
 
-from jacobi_oracle.models.llamagen import LlamaGen
+from jacobi_oracle.models.llamagen import KVCache, LlamaGen
 from jacobi_oracle.reference.drafters import compute_keep_mask, compute_reuse_law
 from jacobi_oracle.spec.acceptance import compute_acceptance_probabilities, compute_residual
 from jacobi_oracle.spec.errors import (
@@ -80,7 +81,12 @@ class CachedLlamaGen:
     filled prefix, slice writes where the window is contiguous. `compiled`: one torch.compile'd
     graph per window width, every shape static (gpt-fast style): scatter writes at tensor slots and
     attention over every cache slot under a mask built from them; the same math, so the logits
-    differ from eager by rounding only (benchmarks/RESULTS.md measures how often a token moves)."""
+    differ from eager by rounding only (benchmarks/RESULTS.md measures how often a token moves).
+    The compiled step's KV caches are one static set per (model, rows, window) that every compiled
+    decode reuses (`_static_caches`; one such decode at a time per model): on CUDA the step is
+    also captured as a CUDA graph (mode "reduce-overhead"), whose addresses then hold from one image
+    to the next. A slot is read only after this decode wrote it, so what an earlier image left in
+    the caches is never seen (tests/test_accelerated_equivalence.py decodes twice to check it)."""
 
     def __init__(
         self, model: LlamaGen, class_ids: torch.Tensor, cfg: bool, num_cells: int, window: int, compiled: bool = False
@@ -88,7 +94,9 @@ class CachedLlamaGen:
         self.model = model
         self.num_cells = num_cells
         self.class_ids = torch.cat([class_ids, torch.full_like(class_ids, model.num_classes)]) if cfg else class_ids
-        self.caches = model.new_caches(self.class_ids.numel(), scratch=window)  # k, v: [B2, H, 1 + L + W, D]
+        self.cuda_graphs = compiled and class_ids.device.type == "cuda"
+        rows = self.class_ids.numel()  # k, v: [B2, H, 1 + L + W, D]
+        self.caches = _static_caches(model, rows, window) if compiled else model.new_caches(rows, scratch=window)
         self.scratch = 1 + model.num_positions + torch.arange(window, device=class_ids.device)  # [W]
         self.key_slots = torch.arange(1 + model.num_positions + window, device=class_ids.device)  # [K]
         # a contiguous window (slots f .. f + W - 1 over keys 0 .. f + W - 1) sees key j from input w
@@ -96,7 +104,8 @@ class CachedLlamaGen:
         slots = len(self.key_slots)
         self.window_mask = self.key_slots - slots <= torch.arange(window, device=class_ids.device)[:, None] - window
         self.weights = model.block_weights()  # gathered once per decode, not per step
-        self.static = torch.compile(self._static_logits, dynamic=False) if compiled else None
+        mode = "reduce-overhead" if self.cuda_graphs else None  # reduce-overhead: CUDA graphs
+        self.static = torch.compile(self._static_logits, dynamic=False, mode=mode) if compiled else None
 
     def _static_logits(self, inputs: torch.Tensor, slots: torch.Tensor) -> torch.Tensor:
         """[B2, W] inputs at [B2, W] slots -> [B2, W, V] logits; fixed shapes, so one graph."""
@@ -114,6 +123,8 @@ class CachedLlamaGen:
         reps = self.class_ids.numel() // cells.shape[0]  # 2 with CFG: [cond; uncond]
         inputs = _cfg_rows(inputs, reps)
         if self.static is not None:
+            if self.cuda_graphs:  # the last replay's outputs are dead: the graph may overwrite them
+                torch.compiler.cudagraph_mark_step_begin()  # type: ignore[no-untyped-call]
             logits = self.static(inputs, _cfg_rows(slots, reps))
             if reps == 1:
                 return logits, None
@@ -137,6 +148,26 @@ class CachedLlamaGen:
             return logits, None
         cond, uncond = logits.chunk(2)
         return cond, uncond
+
+
+_STATIC_CACHES: weakref.WeakKeyDictionary[LlamaGen, dict[tuple[object, ...], list[KVCache]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _static_caches(model: LlamaGen, rows: int, window: int) -> list[KVCache]:
+    """The KV caches every compiled decode of `model` with `rows` rows and this window reuses
+    (one decode at a time per model), their addresses marked static for a CUDA graph; new ones
+    when the model's dtype or device changed since."""
+    weight = model.output.weight
+    held = _STATIC_CACHES.setdefault(model, {})
+    key = (rows, window, weight.dtype, weight.device)
+    if key not in held:
+        caches = held[key] = model.new_caches(rows, scratch=window)
+        for cache in caches:
+            torch._dynamo.mark_static_address(cache.k)
+            torch._dynamo.mark_static_address(cache.v)
+    return held[key]
 
 
 def _cfg_rows(rows: torch.Tensor, reps: int) -> torch.Tensor:

@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from jacobi_oracle.accelerated import WINDOW_DECODERS, AcceleratedDecoder, build_accelerated
-from jacobi_oracle.accelerated.jacobi import AcceleratedWindowDecoder, Parts
+from jacobi_oracle.accelerated.jacobi import AcceleratedWindowDecoder, Parts, _static_caches
 from jacobi_oracle.accelerated.noise import inverse_cdf as device_inverse_cdf
 from jacobi_oracle.accelerated.noise import keyed_categorical, keyed_uniforms, sample_streams
 from jacobi_oracle.models.llamagen import LlamaGen, llamagen_config
@@ -249,10 +249,37 @@ def test_the_cuda_kv_cache_path_equals_the_cpu_reference_in_float64(strategy: st
 @pytest.mark.parametrize(("strategy", "window"), [("ar", 1), ("sjd", 3)])
 def test_the_compiled_static_step_decodes_the_reference_tokens(strategy: str, window: int) -> None:
     """`compiled=True` (torch.compile of the static-shape step, `bench --compile`): the same math
-    as eager, in float64 here, so the same tokens, passes and traces as reference/."""
+    as eager, in float64 here, so the same tokens, passes and traces as reference/. Twice: the
+    second decode reuses the first one's KV caches (the CUDA-graph addresses), whose stale slots
+    must never be read."""
     config = Config(strategy, window, Sampling(temperature=1.0, cfg_scale=2.0), 11, MAX_BATCH)
     eager = build_accelerated(strategy) if strategy == "ar" else build_accelerated(strategy, window=window)
     assert isinstance(eager, AcceleratedWindowDecoder)
     compiled = dataclasses.replace(eager, compiled=True)
     layout = Layout(3, LLAMAGEN.config.grid_size)
     assert_identical(*decode_both(LLAMAGEN, [0, 1, 2], layout, config, compiled), config)
+    with torch.inference_mode():  # the decodes made them there
+        for cache in _static_caches(LLAMAGEN, 2 * 3, window):  # CFG rows: what the first decode left, made loud
+            cache.k.normal_(0.0, 100.0)
+            cache.v.normal_(0.0, 100.0)
+    again = config._replace(seed=config.seed + 1)
+    assert_identical(*decode_both(LLAMAGEN, [2, 0, 1], layout, again, compiled), again)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize(("strategy", "window"), [("ar", 1), ("sjd", 3)])
+def test_the_cuda_graph_step_decodes_the_cpu_reference_tokens(strategy: str, window: int) -> None:
+    """On CUDA `compiled=True` captures the static step as a CUDA graph over caches every compiled
+    decode reuses: float64, twice (the second decode replays over the first one's caches)."""
+    model = tiny_llamagen().to("cuda")
+    eager = build_accelerated(strategy) if strategy == "ar" else build_accelerated(strategy, window=window)
+    assert isinstance(eager, AcceleratedWindowDecoder)
+    compiled = dataclasses.replace(eager, compiled=True)
+    layout = Layout(3, LLAMAGEN.config.grid_size)
+    for seed, conditions in ((11, [0, 1, 2]), (12, [2, 0, 1])):
+        config = Config(strategy, window, Sampling(temperature=1.0, cfg_scale=2.0), seed, MAX_BATCH)
+        noise: list[Randomness] = [KeyedRandomness(seed, b) for b in range(MAX_BATCH)]
+        fast = compiled.decode_batch(model, list(conditions), layout, config.sampling, noise)
+        slow, _ = decode_both(LLAMAGEN, list(conditions), layout, config, eager)
+        assert_identical(slow, fast, config)

@@ -24,7 +24,8 @@ def add_parser(sub: Subparsers) -> argparse.ArgumentParser:
     parser.add_argument(
         "--compile",
         action="store_true",
-        help="torch.compile the raster-window decoders' static-shape step (first image: compilation, reported)",
+        help="torch.compile the raster-window decoders' static-shape step, a CUDA graph on CUDA "
+        "(first image: compilation, reported)",
     )
     parser.set_defaults(run=run)
     return parser

@@ -356,7 +356,8 @@ def _run_bench(config: BenchConfig, command: str, progress: Callable[[str], None
         empty_launch_s=launch,
         step_over_floor=ar["time_per_pass_s"] / floor,
     )
-    return run_record(config, device, command) | {"cuda_graphs": False, "results": rows}
+    cuda_graphs = config.compile and device.type == "cuda"  # the compiled rows' step is a CUDA graph
+    return run_record(config, device, command) | {"cuda_graphs": cuda_graphs, "results": rows}
 
 
 def run_record(config: Any, device: torch.device, command: str) -> dict[str, Any]:
