@@ -24,6 +24,7 @@ import torch
 from ..spec.errors import InvalidParameterError
 
 _M = 0x5851F42D4C957F2D  # a 63-bit odd multiplier (PCG's), wraps in int64 arithmetic
+HASH_TABLE_ENTRIES = 1 << 21  # HashModel tabulates its key terms up to this many (16 MiB of float64)
 
 
 def hash_normal(seed: int, *fields: torch.Tensor) -> torch.Tensor:
@@ -70,6 +71,7 @@ class HashModel:
         self.seed = seed
         self.token_embeddings = hash_normal(seed + 7, torch.arange(vocab_size)[:, None], torch.arange(4)[None, :])
         self.answers_causal_batches = True  # spec.model.CausalBatchModel
+        self._tables: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None  # built on first use
 
     def logits(
         self,
@@ -112,15 +114,46 @@ class HashModel:
     ) -> torch.Tensor:
         """[..., V] logits at query positions qp ([..., 1]) from keys at positions kp with tokens kt
         ([..., N], broadcast against qp) under [..., N] `visible`; the class term where `conditioned`."""
-        v = torch.arange(self.vocab_size)
-        base = hash_normal(self.seed, qp, v)  # [..., V]
-        base = torch.where(conditioned, base + hash_normal(self.seed + 1, cls, qp, v), base)
-        # contribution of key k to query q: g(pos_k, tok_k, pos_q, v) * w(pos_k, pos_q)
-        g = hash_normal(self.seed + 2, kp[..., None], kt[..., None], qp[..., None], v)  # [..., N, V]
+        base, term, g = self._terms(cls, qp, kp, kt)  # [..., V], [..., V], [..., N, V]
+        base = torch.where(conditioned, base + term, base)
         dist = qp - kp  # [..., N]
         neighbour = (dist == 1) | (dist == self.row_stride)
         weight = torch.where(neighbour, self.locality, 1.0).to(torch.float64) * visible
         return self.sharpness * (base + (weight[..., None] * g).sum(dim=-2))
+
+    def _terms(
+        self, cls: torch.Tensor, qp: torch.Tensor, kp: torch.Tensor, kt: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The hashed terms of `_logits`: the query's base h(seed; q, v), the class term
+        h(seed + 1; class, q, v) and each key's contribution g = h(seed + 2; pos_k, tok_k, q, v).
+        Read from tables of the same values (hashed once, on first use) when every index is in
+        range, which every call through the spec contract is; hashed directly otherwise."""
+        tables = self._hash_tables()
+        if tables is not None:
+            base, term, g = tables
+            try:  # a negative index counts from the end, as for any tensor; only a caller bug makes one
+                return base[qp][..., 0, :], term[cls, qp][..., 0, :], g[kp, kt, qp]
+            except IndexError:  # a position or token past the model's: hash it
+                pass
+        v = torch.arange(self.vocab_size)
+        return (
+            hash_normal(self.seed, qp, v),
+            hash_normal(self.seed + 1, cls, qp, v),
+            hash_normal(self.seed + 2, kp[..., None], kt[..., None], qp[..., None], v),
+        )
+
+    def _hash_tables(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
+        """[P, V] base, [C + 1, P, V] class and [P, V, P, V] key terms at every position, class
+        (the null class too) and token; None past HASH_TABLE_ENTRIES (then every call hashes)."""
+        positions, vocab, classes = self.num_positions, self.vocab_size, self.num_classes + 1
+        if self._tables is None and (positions * vocab) ** 2 <= HASH_TABLE_ENTRIES:
+            p, v = torch.arange(positions), torch.arange(vocab)
+            self._tables = (
+                hash_normal(self.seed, p[:, None], v),
+                hash_normal(self.seed + 1, torch.arange(classes)[:, None, None], p[None, :, None], v),
+                hash_normal(self.seed + 2, p[:, None, None, None], v[None, :, None, None], p[None, None, :, None], v),
+            )
+        return self._tables
 
 
 class MarkovGrid:
