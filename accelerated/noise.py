@@ -55,7 +55,8 @@ class EventNoise:
 
     def hashes(self, iteration: int | torch.Tensor, cells: torch.Tensor) -> torch.Tensor:
         """[P, B, W] int64 hashes of events (purpose, iteration, cells[b, w]); `iteration` is one
-        int, or [W] int64, one per column (e.g. AR's events (purpose, i, i) for a whole image)."""
+        int, or [W] int64, one per column (e.g. AR's events (purpose, i, i) for a whole image), or
+        [B, 1], one per row (windows of different passes recorded together)."""
         if isinstance(iteration, int) and iteration < self.by_iteration.shape[2]:
             h = self.by_iteration[:, :, iteration : iteration + 1]  # hashed at construction
         else:
@@ -73,8 +74,11 @@ class EventNoise:
         return dict(zip(self.purposes, g.unbind(0), strict=True))
 
 
-def keyed_uniforms(streams: torch.Tensor, purpose: str, iteration: int, cells: torch.Tensor) -> torch.Tensor:
-    """[B, W] float64 uniforms of events (purpose, iteration, cells[b, w]) for sample streams[b]."""
+def keyed_uniforms(
+    streams: torch.Tensor, purpose: str, iteration: int | torch.Tensor, cells: torch.Tensor
+) -> torch.Tensor:
+    """[B, W] float64 uniforms of events (purpose, iteration, cells[b, w]) for sample streams[b]
+    (`iteration`: see `EventNoise.hashes`)."""
     return EventNoise(streams, (purpose,)).uniforms(iteration, cells)[purpose]
 
 

@@ -168,13 +168,29 @@ class CountTables:
 
 @dataclass
 class VerifierRecord:
-    """Per-sample accumulators of the verifier law (filled by `RecordingVerifier`)."""
+    """Per-sample accumulators of the verifier law (filled by `RecordingVerifier`). The reference
+    path's windows wait in `pending` until `flush_windows` records them, many at a time."""
 
     hazard: IntArray
     residual_pit: IntArray
     bonus_pit: IntArray
     draft_pit: IntArray
     aux: KeyedRandomness
+    pending: list[PendingWindow] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class PendingWindow:
+    """One reference window's slots for `record_verified` (see `record_window`), not yet recorded."""
+
+    aux: KeyedRandomness  # the sample's oracle noise (its PIT uniforms)
+    iteration: int
+    cells: list[int]
+    kinds: list[int]
+    drafts: list[int]
+    committed: list[int]
+    p: list[torch.Tensor]  # [V] each
+    q: list[torch.Tensor]
 
 
 @dataclass(frozen=True)
@@ -207,9 +223,10 @@ def record_window(
     target_probs: dict[int, torch.Tensor],
     outcome: WindowOutcome,
 ) -> None:
-    """One reference window's records (`record_verified` with one sample): the proposed drafts
-    in order (depth = their index), the first rejected one if its correction was committed, and
-    the bonus cell when every draft stood and its fresh token was committed."""
+    """One reference window's records (`record_verified` with one sample, deferred to
+    `flush_windows`): the proposed drafts in order (depth = their index), the first rejected one
+    if its correction was committed, and the bonus cell when every draft stood and its fresh
+    token was committed."""
     accepted = set(outcome.accepted)
     roles: list[tuple[int, int, int, torch.Tensor, torch.Tensor]] = []  # (cell, role, token, p, q)
     for cell in outcome.proposed:
@@ -225,15 +242,50 @@ def record_window(
             roles.append((last, BONUS, -1, target_probs[last], target_probs[last]))
     if not roles:
         return
-    cells = torch.tensor([[r[0] for r in roles]])
-    kinds = torch.tensor([[r[1] for r in roles]])
-    drafts = torch.tensor([[max(r[2], 0) for r in roles]])
-    committed = torch.tensor([[outcome.committed.get(r[0], 0) for r in roles]])
-    p = torch.stack([r[3] for r in roles])[None].to(torch.float64)
-    q = torch.stack([r[4] for r in roles])[None].to(torch.float64)
-    depth = torch.arange(len(roles))[None]
-    streams = sample_streams([record.aux], cells.device)
-    record_verified(record, streams, state.iteration, cells, kinds, depth, drafts, committed, p, q)
+    record.pending.append(
+        PendingWindow(
+            record.aux,
+            state.iteration,
+            [r[0] for r in roles],
+            [r[1] for r in roles],
+            [max(r[2], 0) for r in roles],
+            [outcome.committed.get(r[0], 0) for r in roles],
+            [r[3] for r in roles],
+            [r[4] for r in roles],
+        )
+    )
+    if len(record.pending) >= PENDING_WINDOWS:
+        flush_windows(record)
+
+
+PENDING_WINDOWS = 4096  # reference windows recorded together (a few MiB of [V] rows at most)
+
+
+def flush_windows(record: VerifierRecord) -> None:
+    """`record_verified` of every pending reference window at once: one row per window, its
+    slots padded with NONE (whose p and q, uniform, nothing reads), each row its own iteration."""
+    windows, record.pending = record.pending, []
+    if not windows:
+        return
+    width = max(len(w.cells) for w in windows)
+    vocab = windows[0].p[0].numel()
+    uniform = torch.full((vocab,), 1.0 / vocab, dtype=torch.float64)
+
+    def rows(values: Callable[[PendingWindow], list[int]], pad: int) -> torch.Tensor:
+        return torch.tensor([values(w) + [pad] * (width - len(w.cells)) for w in windows])
+
+    def laws(values: Callable[[PendingWindow], list[torch.Tensor]]) -> torch.Tensor:
+        padded = [row.to(torch.float64) for w in windows for row in values(w) + [uniform] * (width - len(w.cells))]
+        return torch.stack(padded).view(len(windows), width, vocab)
+
+    cells, kinds = rows(lambda w: w.cells, 0), rows(lambda w: w.kinds, NONE)
+    drafts, committed = rows(lambda w: w.drafts, 0), rows(lambda w: w.committed, 0)
+    depth = torch.arange(width).expand(len(windows), width)
+    streams = sample_streams([w.aux for w in windows], torch.device("cpu"))
+    iterations = torch.tensor([[w.iteration] for w in windows])  # [B, 1]: one per row
+    record_verified(
+        record, streams, iterations, cells, kinds, depth, drafts, committed, laws(lambda w: w.p), laws(lambda w: w.q)
+    )
 
 
 # a cell's role in `record_verified`: a draft that stood; one rejected whose correction was not
@@ -245,7 +297,7 @@ ACCEPTED, REFUSED, REJECTED, BONUS, NONE = 0, 1, 2, 3, 4
 def record_verified(
     record: VerifierRecord,
     streams: torch.Tensor,
-    iteration: int,
+    iteration: int | torch.Tensor,
     cells: torch.Tensor,
     kinds: torch.Tensor,
     depth: torch.Tensor,
@@ -255,7 +307,8 @@ def record_verified(
     q: torch.Tensor,
 ) -> None:
     """The verifier law's records of B verified windows, [B, S] per slot: `kinds` ACCEPTED,
-    REFUSED, REJECTED, BONUS or NONE (the roles above); `depth` its
+    REFUSED, REJECTED, BONUS or NONE (the roles above); `iteration` one for all, or [B, 1] one
+    per row; `depth` its
     index among its window's drafts; p and q [B, S, V] (q: the draft's recorded law). Per draft:
     alpha = sum min(p, q) and the draft's randomised PIT under q; per rejection the committed
     token's PIT under norm(max(0, p - q)) (unless the residual mass is <= the floor, where it is
@@ -585,6 +638,7 @@ def count_samples(
             decoded += samples
             noises += part
             if len(decoded) >= BATCH or start + size >= len(indices):
+                flush_windows(record)
                 record_tokens(tables, problem, decoded)
                 if calibration:
                     calibrations = sample_calibrations(problem, decoded, cache)
