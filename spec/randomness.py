@@ -15,6 +15,8 @@ key = EventKey(purpose, iteration, position). Implementations:
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import math
 import zlib
 from typing import NamedTuple, Protocol
@@ -24,6 +26,9 @@ import torch
 from .errors import InvalidParameterError, ProbabilityError
 
 PROBABILITY_TOLERANCE = 1e-9  # |sum(probs) - 1| allowed before a vector is rejected
+# a float64 law of at most this many tokens is checked and searched on Python floats: the same
+# checks and the same cumulative sums in the same order, ~5x faster than tensor ops on [3]
+SMALL_LAW = 64
 
 
 class EventKey(NamedTuple):
@@ -72,6 +77,9 @@ def check_distribution(probs: torch.Tensor, key: EventKey) -> torch.Tensor:
     if probs.dim() != 1 or probs.numel() == 0:
         raise ProbabilityError(f"categorical needs a non-empty 1-D vector at {key}, got shape {tuple(probs.shape)}")
     probs = probs.to(torch.float64)
+    if probs.numel() <= SMALL_LAW:  # the total by fsum: exact, where the tensor sum rounds (~1e-16)
+        check_distribution_values(probs.tolist(), key)
+        return probs
     if not bool(torch.isfinite(probs).all()) or bool((probs < 0).any()):
         raise ProbabilityError(f"categorical probabilities must be finite and >= 0 at {key}, got {probs.tolist()}")
     total = float(probs.sum())
@@ -159,11 +167,19 @@ def gumbel_max(probs: torch.Tensor, gumbel: torch.Tensor) -> torch.Tensor:
 
 
 def inverse_cdf(probs: torch.Tensor, u: float) -> int:
-    """Smallest t with cumsum(probs)[t] > u * sum(probs), restricted to tokens with mass > 0."""
-    cumulative = torch.cumsum(probs, dim=0)
-    t = int(torch.searchsorted(cumulative, u * float(cumulative[-1]), right=True))
+    """Smallest t with cumsum(probs)[t] > u * sum(probs), restricted to tokens with mass > 0.
+    A float64 law of at most SMALL_LAW tokens is searched on Python floats: torch's CPU cumsum
+    adds in order in float64, as `itertools.accumulate` does, so the same t."""
+    masses: list[float] | torch.Tensor = probs
+    if probs.dtype == torch.float64 and probs.numel() <= SMALL_LAW:
+        masses = probs.tolist()
+        running = list(itertools.accumulate(masses))
+        t = bisect.bisect_right(running, u * running[-1])
+    else:
+        cumulative = torch.cumsum(probs, dim=0)
+        t = int(torch.searchsorted(cumulative, u * float(cumulative[-1]), right=True))
     t = min(t, probs.numel() - 1)
-    while probs[t] <= 0:  # rounding can land on a zero-mass token at the very end
+    while masses[t] <= 0:  # rounding can land on a zero-mass token at the very end
         t -= 1
     return t
 

@@ -8,7 +8,9 @@ static KV cache. Hypothesis picks the grid, window, sampling, batch size and CFG
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import NamedTuple
+from unittest import mock
 
 import pytest
 import torch
@@ -23,6 +25,7 @@ from jacobi_oracle.models.llamagen import LlamaGen, llamagen_config
 from jacobi_oracle.models.registry import ModelCase, build_model
 from jacobi_oracle.models.toy import HashModel
 from jacobi_oracle.reference.presets import build_preset
+from jacobi_oracle.spec import randomness as spec_randomness
 from jacobi_oracle.spec.errors import InvalidParameterError, UnsupportedStrategyError
 from jacobi_oracle.spec.layout import Layout
 from jacobi_oracle.spec.model import Model
@@ -138,6 +141,34 @@ def test_device_inverse_cdf_is_the_spec_rule_at_every_edge(masses: list[float], 
         probs[len(masses) // 2] = 1.0
     fast = int(device_inverse_cdf(probs[None, None], torch.tensor([[u]], dtype=torch.float64))[0, 0])
     assert fast == spec_inverse_cdf(probs, u) and float(probs[fast]) > 0.0
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    masses=st.lists(
+        st.one_of(st.sampled_from([0.0, 1e-300, 1e-17, 0.1, 1.0 / 3.0]), st.floats(0.0, 1.0)), min_size=1, max_size=64
+    ),
+    u=st.one_of(st.floats(0.0, 1.0, exclude_max=True), st.just(1.0 - 2.0**-53), st.just(0.0)),
+    edge=st.one_of(st.none(), st.tuples(st.integers(0, 63), st.integers(-2, 2))),
+)
+def test_the_spec_inverse_cdf_on_floats_is_its_tensor_search(
+    masses: list[float], u: float, edge: tuple[int, int] | None
+) -> None:
+    # a law of at most SMALL_LAW tokens is searched on Python floats: the same token as torch's
+    # cumsum and searchsorted (the path every longer law takes), sums in any order of magnitude;
+    # `edge`: u within two floats of a cumulative sum over the total, where rounding decides
+    probs = torch.tensor(masses, dtype=torch.float64)
+    if float(probs.sum()) == 0.0:
+        probs[len(masses) // 2] = 1.0
+    if edge is not None:
+        cumulative = torch.cumsum(probs, dim=0)
+        u = float(cumulative[edge[0] % len(masses)] / cumulative[-1])
+        for _ in range(abs(edge[1])):
+            u = math.nextafter(u, math.inf if edge[1] > 0 else -math.inf)
+        u = min(max(u, 0.0), 1.0 - 2.0**-53)
+    on_floats = spec_inverse_cdf(probs, u)
+    with mock.patch.object(spec_randomness, "SMALL_LAW", 0):
+        assert spec_inverse_cdf(probs, u) == on_floats
 
 
 @settings(max_examples=300, deadline=None)
