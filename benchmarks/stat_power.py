@@ -11,7 +11,8 @@ multinomial sequence counts (`measure.simulate_detection`, the one-sample `seque
 family's rate). Reported: the first look whose measured detection rate is >= 0.99, with its
 95% Clopper-Pearson lower bound, and the seconds that look costs at the decoder sampling rate
 measured here (SJD, `--workers`). `--decoder-runs K` also runs K real sequential checks of the
-planted SJD decoder at the smallest TV whose predicted samples fit in `--seconds`. `--accelerated`
+planted SJD decoder at the smallest TV whose predicted samples fit in `--seconds` (or at
+`--decoder-tv`). `--accelerated`
 takes SJD's accelerated twin as the base (sampled through decode_batch; no verifier tests, so a
 smaller family):
 
@@ -73,6 +74,16 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--decoder-runs", type=int, default=0, help="real sequential checks of a planted SJD")
     parser.add_argument(
+        "--decoder-tv", type=float, default=None, help="their TV (default: the smallest whose predicted samples fit)"
+    )
+    parser.add_argument(
+        "--rate-samples",
+        type=int,
+        default=None,
+        help=f"samples the rate is measured on (default {RATE_SAMPLES}, x10 accelerated); with workers, "
+        "enough that their start-up is a small part",
+    )
+    parser.add_argument(
         "--accelerated", action="store_true", help="SJD's accelerated twin (sampled in batches) as the base decoder"
     )
     parser.add_argument("--out", default=None)
@@ -86,9 +97,8 @@ def main() -> int:
     # the rate and family of what is checked: the planted wrapper (at TV 0 it is the base decoder's
     # output law), which has no verifier trace, so only the token and calibration tests judge it
     unplanted = plant(base, law, compute_tilt(law, seed=0), 0.0, vocab, cells)
-    rate, family = sampling_rate(
-        unplanted, problem, args.workers, 10 * RATE_SAMPLES if args.accelerated else RATE_SAMPLES
-    )
+    rate_samples = args.rate_samples or (10 * RATE_SAMPLES if args.accelerated else RATE_SAMPLES)
+    rate, family = sampling_rate(unplanted, problem, args.workers, rate_samples)
     print(f"case {vocab}x{height}x{width}: {kind} {rate:.0f} samples/s ({args.workers} workers), family {family}")
     directions = {"tilt": compute_tilt(law, seed=0)}
     for name in TOWARDS:
@@ -132,7 +142,7 @@ def main() -> int:
         fitting = [
             tv for tv, r in zip(TVS * len(directions), rows, strict=True) if r["direction"] == "tilt" and r["in_budget"]
         ]
-        tv = min(fitting) if fitting else max(TVS)
+        tv = args.decoder_tv if args.decoder_tv is not None else min(fitting) if fitting else max(TVS)
         planted = plant(base, law, directions["tilt"], tv, vocab, cells)
         for seed in range(args.decoder_runs):
             verdict = sequential_check(planted, problem, args.alpha, None, args.seconds, 100 + seed, args.workers)
